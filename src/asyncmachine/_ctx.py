@@ -1,0 +1,69 @@
+"""State contexts: a handle that expires when a state's tick changes (§2.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._machine import Machine
+
+__all__ = ["StateCtx"]
+
+
+class StateCtx:
+    """Bound to one tick of one state; expires when that tick changes."""
+
+    __slots__ = ("_callbacks", "_expired", "machine", "state", "tick")
+
+    def __init__(self, machine: Machine, state: str, tick: int, expired: bool) -> None:
+        self.machine = machine
+        """The machine the context belongs to."""
+        self.state = state
+        """The state the context is bound to."""
+        self.tick = tick
+        """The state's tick when the context was created."""
+        self._expired = expired
+        self._callbacks: list[Callable[[], None]] | None = None
+
+    @property
+    def expired(self) -> bool:
+        """True once the state's tick changed or the machine was disposed."""
+        return self._expired
+
+    def on_expire(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call `fn` when the context expires (at once if it already has).
+
+        Returns a function that unregisters `fn`.
+        """
+        if self._expired:
+            fn()
+            return _noop
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+        def cancel() -> None:
+            cbs = self._callbacks
+            if cbs is not None and fn in cbs:
+                cbs.remove(fn)
+
+        return cancel
+
+    def _expire(self) -> None:
+        if self._expired:
+            return
+        self._expired = True
+        cbs = self._callbacks
+        self._callbacks = None
+        if cbs:
+            for fn in cbs:
+                fn()
+
+    def __repr__(self) -> str:
+        state = "expired" if self._expired else "live"
+        return f"<StateCtx {self.state}:{self.tick} {state}>"
+
+
+def _noop() -> None:
+    return None

@@ -1,0 +1,1414 @@
+"""The machine: states, clocks, the queue and transitions (semantics §1-§11)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time as _time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+from ._ctx import StateCtx
+from ._handlers import ANY_ENTER, ANY_STATE, Binding, new_binding_id, scan_handlers
+from ._log import LogArgsMapper, LogSink, default_log_args_mapper, format_args
+from ._log import stdlib_sink as _stdlib_sink
+from ._resolve import Plan, re_resolve, resolve
+from ._schema import CompiledSchema
+from ._tracer import Tracer
+from ._transition import Event, Mutation, Transition
+from ._types import (
+    EXCEPTION,
+    Clock,
+    HandlerTimeoutError,
+    LogLevel,
+    MutationType,
+    NestedEvalError,
+    Position,
+    Result,
+    State,
+    StateNameError,
+    Time,
+)
+
+__all__ = ["Machine"]
+
+_ADD: Final = MutationType.ADD
+_REMOVE: Final = MutationType.REMOVE
+_SET: Final = MutationType.SET
+_EXECUTED: Final = Result.EXECUTED
+_CANCELED: Final = Result.CANCELED
+_QUEUED: Final = Result.QUEUED
+_EXTERNAL: Final = LogLevel.EXTERNAL
+_CHANGES: Final = LogLevel.CHANGES
+_OPS: Final = LogLevel.OPS
+_DECISIONS: Final = LogLevel.DECISIONS
+_EVERYTHING: Final = LogLevel.EVERYTHING
+
+# handler entry kinds
+_EXIT, _ENTER, _SELF, _CROSS, _ANY_ENTER = 0, 1, 2, 3, 4
+_END, _STATE, _ANY_STATE = 5, 6, 7
+
+_HEALTH_STATES = frozenset({"Healthcheck", "Heartbeat"})
+_PLAN_CACHE_MAX = 8192
+
+Methods = tuple[tuple[Binding, Callable[..., Any]], ...]
+NegEntry = tuple[int, str, str, str, Methods]
+FinalEntry = tuple[int, str, str, Methods]
+
+
+class _HandlerPlan:
+    __slots__ = ("final", "neg")
+
+    def __init__(self, neg: tuple[NegEntry, ...], final: tuple[FinalEntry, ...]):
+        self.neg = neg
+        self.final = final
+
+
+class _ZeroTicks(dict[str, int]):
+    """The ticks of a disposed machine: every name reads as 0."""
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+class _Breakpoint:
+    __slots__ = ("added", "removed", "strict")
+
+    def __init__(self, added: tuple[str, ...], removed: tuple[str, ...], strict: bool):
+        self.added = added
+        self.removed = removed
+        self.strict = strict
+
+
+class _Panic(Exception):
+    """Internal: a handler raised; carries where it happened."""
+
+    def __init__(self, exc: Exception, kind: int, state: str, binding: Binding, name: str):
+        super().__init__(exc)
+        self.exc = exc
+        self.kind = kind
+        self.state = state
+        self.binding = binding
+        self.name = name
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    trio = sys.modules.get("trio")
+    return trio is not None and isinstance(exc, trio.Cancelled)
+
+
+def _env_level() -> LogLevel | None:
+    raw = os.environ.get("AM_LOG", "")
+    if raw.isdigit() and 0 <= int(raw) <= 5:
+        return LogLevel(int(raw))
+    return None
+
+
+class Machine:
+    """A relational, multi-state machine with a tick clock per state.
+
+    Everything synchronous (mutations, checks, clocks, relations and sync
+    handlers) works without an event loop.
+    """
+
+    def __init__(
+        self,
+        schema: Mapping[str, State],
+        *,
+        id: str | None = None,
+        parent: Machine | None = None,
+        tags: Iterable[str] = (),
+        handlers: object | Sequence[object] | None = None,
+        log_level: LogLevel | int = LogLevel.NOTHING,
+        handler_timeout: float | None = None,
+        panic_to_exception: bool = True,
+        queue_limit: int = 1000,
+        log_stack_trace: bool = True,
+        logger: LogSink | None = None,
+        tracers: Iterable[Tracer] = (),
+    ) -> None:
+        if id is not None and not isinstance(id, str):
+            raise TypeError(f"id must be a str, got {type(id).__name__}")
+        if parent is not None and not isinstance(parent, Machine):
+            raise TypeError(f"parent must be a Machine, got {type(parent).__name__}")
+        if isinstance(tags, str):
+            raise TypeError("tags must be a list of strings, not a string")
+        if not isinstance(queue_limit, int) or queue_limit < 1:
+            raise TypeError(f"queue_limit must be a positive int, got {queue_limit!r}")
+        self._cs = cs = CompiledSchema(schema)
+        self._index: dict[str, int] = cs.index
+        self._id: str = id if id else os.urandom(8).hex()
+        self._parent_id: str = parent.id if parent is not None else ""
+        self._tags: tuple[str, ...] = tuple(dict.fromkeys(tags))
+
+        self._ticks: dict[str, int] = dict.fromkeys(cs.names, 0)
+        self._mask = 0
+        self._plans: dict[tuple[Any, ...], Plan] = {}
+        self._auto_cache: dict[int, tuple[str, ...]] = {}
+        self._active_cache: dict[int, tuple[str, ...]] = {0: ()}
+
+        self._queue: deque[Mutation] = deque()
+        self._p = 1
+        self._n = 0
+        self._processing = False
+        self._in_eval = False
+        self._tx: Transition | None = None
+        self._disposing = False
+        self._disposed = False
+        self._on_dispose: list[Callable[[], None]] = []
+        self._ctxs: dict[str, StateCtx] = {}
+        # hooks of the runtime layer: (changed states, transition or None)
+        self._tick_watchers: list[Callable[[Sequence[str]], None]] = []
+        self._queue_watchers: list[Callable[[], None]] = []
+        self._async_starter: Callable[[Any, Event, str, int], None] | None = None
+
+        self._bindings: list[Binding] = []
+        self._bind_count = 0
+        self._bind_gen = 0
+        self._ever_bound = False
+        self._tracers: list[Tracer] = []
+        self._breakpoints: list[_Breakpoint] = []
+
+        env_level = _env_level()
+        if env_level is not None and int(log_level) == 0:
+            log_level = env_level
+        self._log_level = LogLevel(log_level)
+        self.log_id: bool = True
+        """Whether log lines start with the machine id's first 5 chars."""
+        self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
+        """Picks the mutation args shown in log lines; None shows none."""
+        self._sink: LogSink = logger if logger is not None else _stdlib_sink(self._id)
+        self.handler_timeout: float | None = handler_timeout
+        """Seconds a sync handler may run before it counts as failed."""
+        self.panic_to_exception: bool = panic_to_exception
+        """Turn handler exceptions into the Exception state (else re-raise)."""
+        self.queue_limit: int = queue_limit
+        """Mutations the queue holds before new ones are canceled."""
+        self.log_stack_trace: bool = log_stack_trace
+        """Log tracebacks of errors."""
+        self.on_error: Callable[[Machine, BaseException], None] | None = None
+        """Called with every error recorded by `add_err_state`."""
+        self.err: BaseException | None = None
+        """The last recorded error."""
+        if os.environ.get("AM_DEBUG") == "1":
+            self.panic_to_exception = False
+            self.handler_timeout = None
+
+        if cs.relation_error:
+            self._log(_CHANGES, f"[resolver] relation error: {cs.relation_error}")
+
+        for tracer in tracers:
+            self.bind_tracer(tracer)
+        if parent is not None:
+            for tracer in parent._tracers:
+                if tracer.inheritable() and tracer not in self._tracers:
+                    self.bind_tracer(tracer)
+            for tracer in parent._tracers:
+                tracer.new_submachine(parent, self)
+        if handlers is not None:
+            if isinstance(handlers, (list, tuple)):
+                for obj in handlers:
+                    self.bind_handlers(obj)
+            else:
+                self.bind_handlers(handlers)
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def id(self) -> str:
+        """The machine's id."""
+        return self._id
+
+    @property
+    def parent_id(self) -> str:
+        """Id of the parent machine, or '' for none."""
+        return self._parent_id
+
+    @property
+    def tags(self) -> list[str]:
+        """The machine's tags."""
+        return list(self._tags)
+
+    @property
+    def schema(self) -> Mapping[str, State]:
+        """The normalised schema, `Exception` included (read-only)."""
+        return MappingProxyType(self._cs.states)
+
+    @property
+    def state_names(self) -> list[str]:
+        """All state names in state order (schema order, `Exception` last)."""
+        return list(self._cs.names)
+
+    @property
+    def log_level(self) -> LogLevel:
+        """The current log level."""
+        return self._log_level
+
+    @log_level.setter
+    def log_level(self, level: LogLevel | int) -> None:
+        self._log_level = LogLevel(level)
+
+    @property
+    def logger(self) -> LogSink:
+        """The log sink: a callable `(level, text)`."""
+        return self._sink
+
+    @logger.setter
+    def logger(self, sink: LogSink | None) -> None:
+        self._sink = sink if sink is not None else _stdlib_sink(self._id)
+
+    @property
+    def disposed(self) -> bool:
+        """True once disposal completed."""
+        return self._disposed
+
+    @property
+    def transition(self) -> Transition | None:
+        """The transition running now, if any (handlers see their own)."""
+        return self._tx
+
+    # --------------------------------------------------------------- logging
+
+    def _log(self, level: int, text: str) -> None:
+        if self.log_id:
+            text = f"[{self._id[:5]}] {text}"
+        self._sink(LogLevel(level), text)
+
+    def log(self, msg: str, *args: object) -> None:
+        """Log an external message `[exter] msg` (formatted with `%`)."""
+        if self._log_level >= _EXTERNAL:
+            text = (msg % args) if args else msg
+            self._log(_EXTERNAL, "[exter] " + text.replace("\n", " "))
+
+    def _log_args(self, args: Mapping[str, Any]) -> str:
+        return format_args(self.log_args_mapper, args) if args else ""
+
+    # ----------------------------------------------------------- validation
+
+    def _bad_name(self, name: object) -> StateNameError:
+        if not isinstance(name, str):
+            raise TypeError(f"state names are strings, got {name!r}")
+        return StateNameError(name, self._id)
+
+    def _parse(self, states: Iterable[str]) -> tuple[str, ...]:
+        if isinstance(states, str):
+            raise TypeError(
+                f"expected a list of state names, got the string {states!r} "
+                "(use the *1 method for one state)"
+            )
+        try:
+            called = tuple(dict.fromkeys(states))
+        except TypeError:
+            raise TypeError(
+                f"expected a list of state names, got {type(states).__name__}"
+            ) from None
+        index = self._index
+        for name in called:
+            if name not in index:
+                raise self._bad_name(name)
+        return called
+
+    def _check1(self, state: str) -> None:
+        if state not in self._index:
+            raise self._bad_name(state)
+
+    @staticmethod
+    def _check_args(args: Mapping[str, Any] | None) -> dict[str, Any]:
+        if args is None:
+            return {}
+        if type(args) is dict:
+            return args
+        if isinstance(args, dict):
+            return args
+        raise TypeError(f"args must be a dict or None, got {type(args).__name__}")
+
+    # ---------------------------------------------------------- mutations
+
+    def add(self, states: Iterable[str], args: dict[str, Any] | None = None) -> Result:
+        """Activate `states`, keeping the active ones (unless relations say no)."""
+        return self._mutate(_ADD, self._parse(states), args)
+
+    def add1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        """Activate one state."""
+        if state not in self._index:
+            raise self._bad_name(state)
+        return self._mutate(_ADD, (state,), args)
+
+    def remove(
+        self, states: Iterable[str], args: dict[str, Any] | None = None
+    ) -> Result:
+        """Deactivate `states`."""
+        return self._mutate(_REMOVE, self._parse(states), args)
+
+    def remove1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        """Deactivate one state."""
+        if state not in self._index:
+            raise self._bad_name(state)
+        return self._mutate(_REMOVE, (state,), args)
+
+    def set(self, states: Iterable[str], args: dict[str, Any] | None = None) -> Result:
+        """Make `states` the active states, deactivating all others."""
+        return self._mutate(_SET, self._parse(states), args)
+
+    def toggle(
+        self, states: Iterable[str], args: dict[str, Any] | None = None
+    ) -> Result:
+        """Remove `states` if all are active, else add them."""
+        called = self._parse(states)
+        if self._disposing:
+            return _CANCELED
+        ticks = self._ticks
+        if all(ticks[s] & 1 for s in called):
+            return self._mutate(_REMOVE, called, args)
+        return self._mutate(_ADD, called, args)
+
+    def toggle1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        """Remove one state if active, else add it."""
+        if not isinstance(state, str):
+            raise TypeError(f"toggle1 takes one state name, got {state!r}")
+        return self.toggle((state,), args)
+
+    def can_add(
+        self, states: Iterable[str], args: dict[str, Any] | None = None
+    ) -> Result:
+        """Dry-run an add: relations and negotiation only, nothing changes."""
+        return self._check(_ADD, self._parse(states), args)
+
+    def can_remove(
+        self, states: Iterable[str], args: dict[str, Any] | None = None
+    ) -> Result:
+        """Dry-run a remove: relations and negotiation only, nothing changes."""
+        return self._check(_REMOVE, self._parse(states), args)
+
+    def add_err(self, exc: BaseException, args: dict[str, Any] | None = None) -> Result:
+        """Record `exc` as the machine's error and activate `Exception`."""
+        return self.add_err_state(EXCEPTION, exc, args)
+
+    def add_err_state(
+        self, state: str, exc: BaseException, args: dict[str, Any] | None = None
+    ) -> Result:
+        """Record `exc` and activate `state` together with `Exception`."""
+        self._check1(state)
+        if exc is not None and not isinstance(exc, BaseException):
+            raise TypeError(f"exc must be an exception, got {type(exc).__name__}")
+        args = self._check_args(args)
+        if self._disposing or exc is None or _is_cancellation(exc):
+            return _CANCELED
+        if len(self._queue) >= self.queue_limit:
+            return _CANCELED
+        self.err = exc
+        if self.on_error is not None:
+            self.on_error(self, exc)
+        trace = ""
+        if exc.__traceback__ is not None:
+            trace = "".join(traceback.format_exception(exc))
+        called = (state,) if state == EXCEPTION else (state, EXCEPTION)
+        return self._mutate(_ADD, called, {**args, "err": exc, "err_trace": trace})
+
+    def is_err(self) -> bool:
+        """True while the Exception state is active."""
+        return self._ticks[EXCEPTION] & 1 == 1
+
+    def _mutate(
+        self, mtype: MutationType, called: tuple[str, ...], args: Any
+    ) -> Result:
+        if self._disposing:
+            return _CANCELED
+        if args is None:
+            args = {}
+        elif not isinstance(args, dict):
+            raise TypeError(f"args must be a dict or None, got {type(args).__name__}")
+        if self._breakpoints and mtype is not _SET:
+            self._check_breakpoints(mtype, called)
+        if self._processing:
+            return self._enqueue(mtype, called, args)
+        if self._queue:
+            # leftovers can only exist after an error stopped processing
+            self._queue.clear()
+            self._n = 0
+        mut = Mutation(mtype, called, args, queue_tick=self._p + 1)
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[queue:{mtype}] {' '.join(called)}{self._log_args(args)}")
+        if self._tracers:
+            for t in self._tracers:
+                t.mutation_queued(self, mut)
+        self._p += 1
+        return self._process(mut)
+
+    def _drain(self) -> None:
+        """Process what waits in the queue (used after evals)."""
+        q = self._queue
+        if q:
+            first = q.popleft()
+            if first.queue_tick:
+                self._n -= 1
+                self._p += 1
+            self._process(first)
+        elif self._disposing and not self._disposed:
+            self._finish_dispose()
+
+    def _enqueue(
+        self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
+    ) -> Result:
+        q = self._queue
+        if len(q) >= self.queue_limit:
+            exc_called = EXCEPTION in called
+            err = self._ticks[EXCEPTION] & 1
+            exempt = exc_called and (err if mtype is _REMOVE else not err)
+            if not (exempt and mtype is not _SET):
+                return _CANCELED
+        ticks = self._ticks
+        if mtype is _REMOVE and not q and not any(ticks[s] & 1 for s in called):
+            return _EXECUTED
+        if not args and not any(s in self._cs.multi for s in called):
+            cset = frozenset(called)
+            for m in q:
+                if (
+                    m.type is mtype
+                    and not m.args
+                    and not m.is_check
+                    and len(m.called) == len(called)
+                    and frozenset(m.called) == cset
+                ):
+                    if self._log_level >= _OPS:
+                        self._log(
+                            _OPS,
+                            f"[queue:skipped] Duplicate detected for [{mtype}] "
+                            + " ".join(called),
+                        )
+                    return _EXECUTED
+        self._n += 1
+        mut = Mutation(mtype, called, args, queue_tick=self._p + self._n)
+        q.append(mut)
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[queue:{mtype}] {' '.join(called)}{self._log_args(args)}")
+            label = "item" if len(q) == 1 else "items"
+            self._log(_OPS, f"[postpone] queue running ({len(q)} {label})")
+        if self._tracers:
+            for t in self._tracers:
+                t.mutation_queued(self, mut)
+        return _QUEUED
+
+    def _prepend(self, mut: Mutation) -> None:
+        self._queue.appendleft(mut)
+        if self._log_level >= _OPS:
+            self._log(
+                _OPS,
+                f"[prepend:{mut.type}] {' '.join(mut.called)}{self._log_args(mut.args)}",
+            )
+
+    def _process(self, own: Mutation) -> Result:
+        """Run `own` and then the queue, inline; return `own`'s result."""
+        self._processing = True
+        q = self._queue
+        try:
+            result = self._run(own)
+            while q and not self._disposing:
+                mut = q.popleft()
+                if mut.queue_tick:
+                    self._n -= 1
+                    self._p += 1
+                self._run(mut)
+                if self._queue_watchers:
+                    for w in tuple(self._queue_watchers):
+                        w()
+        except BaseException:
+            q.clear()
+            self._n = 0
+            raise
+        finally:
+            self._processing = False
+            self._tx = None
+        if self._disposing:
+            self._finish_dispose()
+            return result
+        if self._tracers:
+            for t in self._tracers:
+                t.queue_end(self)
+        if self._queue_watchers:
+            for w in tuple(self._queue_watchers):
+                w()
+        return result
+
+    def _check(
+        self, mtype: MutationType, called: tuple[str, ...], args: Any
+    ) -> Result:
+        if self._disposing:
+            return _CANCELED
+        args = self._check_args(args)
+        if self._processing:
+            return _QUEUED
+        return self._process(Mutation(mtype, called, args, is_check=True))
+
+    # --------------------------------------------------------- transition
+
+    def _plan(self, mut: Mutation) -> Plan:
+        mask = self._mask
+        key = (mut.type, mut.called, mask, mut.auto, mut.is_check)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _PLAN_CACHE_MAX:
+                self._plans.clear()
+            plan = resolve(
+                self._cs, mut.type, mut.called, self._active(mask), mut.auto, mut.is_check
+            )
+            self._plans[key] = plan
+        return plan
+
+    def _active(self, mask: int) -> tuple[str, ...]:
+        active = self._active_cache.get(mask)
+        if active is None:
+            names = self._cs.names
+            active = tuple(n for i, n in enumerate(names) if mask >> i & 1)
+            if len(self._active_cache) >= _PLAN_CACHE_MAX:
+                self._active_cache.clear()
+            self._active_cache[mask] = active
+        return active
+
+    def _handler_plan(self, plan: Plan) -> _HandlerPlan | None:
+        everything = self._log_level >= _EVERYTHING
+        gen = (self._bind_gen << 1) | everything
+        if plan.handlers_gen == gen:
+            hp: _HandlerPlan | None = plan.handlers
+            return hp
+        hp = self._build_handler_plan(plan, everything) if (
+            self._bindings or everything
+        ) else None
+        plan.handlers = hp
+        plan.handlers_gen = gen
+        return hp
+
+    def _methods(self, name: str) -> Methods:
+        return tuple((b, b.methods[name]) for b in self._bindings if name in b.methods)
+
+    def _build_handler_plan(self, plan: Plan, everything: bool) -> _HandlerPlan | None:
+        neg: list[NegEntry] = []
+        final: list[FinalEntry] = []
+        m = self._methods
+
+        def add_neg(kind: int, x: str, y: str, name: str) -> None:
+            methods = m(name)
+            if methods or everything:
+                neg.append((kind, x, y, name, methods))
+
+        for s in plan.exits:
+            add_neg(_EXIT, s, "", s + "Exit")
+        for s in plan.enters:
+            add_neg(_ENTER, s, "", s + "Enter")
+        if plan.mtype is not _REMOVE:
+            before_set = plan.before_set
+            for s in plan.target:
+                if s in before_set:
+                    add_neg(_SELF, s, s, s + s)
+        for x in plan.before:
+            for y in plan.target:
+                if x != y:
+                    add_neg(_CROSS, x, y, x + y)
+        add_neg(_ANY_ENTER, "", "", ANY_ENTER)
+
+        def add_final(kind: int, x: str, name: str) -> None:
+            methods = m(name)
+            if methods or everything:
+                final.append((kind, x, name, methods))
+
+        for s in plan.exits:
+            add_final(_END, s, s + "End")
+        for s in plan.enters:
+            add_final(_STATE, s, s + "State")
+        add_final(_ANY_STATE, "", ANY_STATE)
+        if not neg and not final:
+            return None
+        return _HandlerPlan(tuple(neg), tuple(final))
+
+    def _call(
+        self,
+        tx: Transition,
+        binding: Binding,
+        name: str,
+        fn: Callable[..., Any],
+        kind: int,
+        state: str,
+    ) -> Any:
+        level = self._log_level
+        if level >= _OPS:
+            self._log(_OPS, f"[handler:{binding.number}] {name}")
+        tracers = self._tracers
+        if tracers:
+            for t in tracers:
+                t.handler_start(tx, binding.id, name)
+        event = Event(name, self, tx)
+        try:
+            if name in binding.async_names:
+                self._start_async(fn, event, kind, state)
+                ret = None
+            elif self.handler_timeout is None:
+                ret = fn(event)
+            else:
+                start = _time.perf_counter()
+                ret = fn(event)
+                took = _time.perf_counter() - start
+                if took > self.handler_timeout:
+                    raise HandlerTimeoutError(
+                        f"handler {name} took {took:.3f}s, "
+                        f"over the {self.handler_timeout}s handler_timeout"
+                    )
+        except Exception as exc:
+            if tracers:
+                for t in tracers:
+                    t.handler_end(tx, binding.id, name)
+            raise _Panic(exc, kind, state, binding, name) from exc
+        if tracers:
+            for t in tracers:
+                t.handler_end(tx, binding.id, name)
+        if level >= _EVERYTHING:
+            self._log(_EVERYTHING, f"[handler:end:{binding.number}] {name}")
+        return ret
+
+    def _start_async(self, fn: Callable[..., Any], event: Event, kind: int, state: str) -> None:
+        starter = self._async_starter
+        if starter is None:
+            raise RuntimeError(
+                f"async handler {event.name} needs the machine running: "
+                "use `async with machine:`"
+            )
+        starter(fn, event, state, kind)
+
+    def _run(self, mut: Mutation) -> Result:
+        """Run one transition (semantics §5.2)."""
+        plan = self._plan(mut)
+        level = self._log_level
+        if level >= _OPS:
+            args = self._log_args(mut.args)
+            if mut.auto:
+                if level >= _DECISIONS:
+                    self._log(_DECISIONS, f"[{mut.type}:auto] {' '.join(mut.called)}{args}")
+            else:
+                self._log(_OPS, f"[{mut.type}] {' '.join(mut.called)}{args}")
+            for lvl, text in plan.logs:
+                if lvl <= level:
+                    self._log(lvl, text)
+        tracers = self._tracers
+        hp = self._handler_plan(plan) if plan.accepted else None
+        tx: Transition | None = None
+        if hp is not None or tracers:
+            tx = Transition(self, mut, plan)
+            self._tx = tx
+            if tracers:
+                for t in tracers:
+                    t.transition_init(tx)
+        if not plan.accepted:
+            if tx is not None:
+                self._end_tx(tx)
+            return _CANCELED
+        if tx is not None and tracers:
+            for t in tracers:
+                t.transition_start(tx)
+
+        # negotiation
+        if hp is not None and hp.neg:
+            assert tx is not None
+            try:
+                res = self._negotiate(tx, mut, plan, hp)
+            except _Panic as p:
+                return self._panic(tx, plan, mut, p)
+            if res is None:
+                return _CANCELED
+            plan = res
+            if self._disposing:
+                tx.is_accepted = False
+                self._end_tx(tx)
+                return _CANCELED
+        elif mut.auto:
+            plan = self._re_resolve(plan, plan.target)
+            if tx is not None:
+                tx._plan = plan
+                tx.target_states = list(plan.target)
+
+        if mut.is_check:
+            if tx is not None:
+                self._end_tx(tx)
+            return _EXECUTED
+
+        # apply
+        changes = plan.changes
+        if changes:
+            ticks = self._ticks
+            for name, delta in changes:
+                ticks[name] += delta
+            self._mask = plan.after_mask
+            if level >= _CHANGES:
+                self._log_state_line(mut, plan)
+            if self._ctxs:
+                self._expire_ctxs(changes)
+        if tx is not None:
+            tx._clock_after = dict(self._ticks)
+
+        # final handlers
+        if hp is not None:
+            hp2 = hp if plan.handlers is hp else self._handler_plan(plan)
+            if hp2 is not None and hp2.final:
+                assert tx is not None
+                try:
+                    self._finals(tx, hp2)
+                except _Panic as p:
+                    return self._panic(tx, plan, mut, p)
+                if self._disposing:
+                    tx.is_accepted = False
+                    self._end_tx(tx)
+                    return _CANCELED
+
+        if changes and self._tick_watchers:
+            names = [c[0] for c in changes]
+            for w in tuple(self._tick_watchers):
+                w(names)
+
+        # auto states
+        if (
+            changes
+            and not mut.auto
+            and self._cs.auto
+            and not self._disposing
+            and not (
+                mut.type is _ADD and len(mut.called) == 1 and mut.called[0] in _HEALTH_STATES
+            )
+        ):
+            cands = self._auto_candidates()
+            if cands:
+                if level >= _OPS:
+                    self._log(_OPS, "[auto] " + " ".join(cands))
+                self._prepend(Mutation(_ADD, cands, {}, auto=True))
+
+        if tx is not None:
+            self._end_tx(tx)
+        if mut.type is _REMOVE:
+            ticks = self._ticks
+            for s in mut.called:
+                if ticks[s] & 1:
+                    return _CANCELED
+        return _EXECUTED
+
+    def _end_tx(self, tx: Transition) -> None:
+        tx.is_completed = True
+        if self._tracers:
+            for t in self._tracers:
+                t.transition_end(tx)
+
+    def _log_state_line(self, mut: Mutation, plan: Plan) -> None:
+        index = self._index
+        parts = [f"+{s}" for s in plan.enters]
+        parts += [f"-{s}" for s in sorted(plan.exits, key=index.__getitem__)]
+        if self._log_level >= _EVERYTHING:
+            entered = set(plan.enters)
+            parts += [s for s in plan.target if s not in entered]
+        tag = "[auto_]" if mut.auto else "[state]"
+        self._log(_CHANGES, f"{tag} {' '.join(parts)}{self._log_args(mut.args)}")
+
+    def _re_resolve(self, plan: Plan, target: Sequence[str]) -> Plan:
+        key = ("re", plan.called, plan.before, tuple(target))
+        out = self._plans.get(key)
+        if out is None:
+            out = re_resolve(self._cs, plan, target)
+            self._plans[key] = out
+        return out
+
+    def _auto_candidates(self) -> tuple[str, ...]:
+        mask = self._mask
+        cands = self._auto_cache.get(mask)
+        if cands is None:
+            cs = self._cs
+            active = self._active(mask)
+            out = []
+            for s in cs.auto:
+                if self._ticks[s] & 1:
+                    continue
+                blocker = next((a for a in active if s in cs.remove_sets[a]), None)
+                if blocker is not None:
+                    if self._log_level >= _EVERYTHING:
+                        self._log(_EVERYTHING, f"[auto:rel:remove] {s} by {blocker}")
+                    continue
+                out.append(s)
+            cands = tuple(out)
+            if len(self._auto_cache) >= _PLAN_CACHE_MAX:
+                self._auto_cache.clear()
+            self._auto_cache[mask] = cands
+        return cands
+
+    def _negotiate(
+        self, tx: Transition, mut: Mutation, plan: Plan, hp: _HandlerPlan
+    ) -> Plan | None:
+        """Run negotiation handlers; return the (possibly re-resolved) plan,
+        or None when canceled."""
+        auto = mut.auto
+        cs = self._cs
+        target = tx.target_states
+        dropped: set[str] = set()
+        skip_self: frozenset[str] = frozenset()
+        skip_cross: frozenset[str] = frozenset()
+        phase = -1
+        for kind, x, y, name, methods in hp.neg:
+            if auto and kind != phase:
+                if kind == _SELF:
+                    skip_self = frozenset(dropped)
+                elif kind == _CROSS:
+                    skip_cross = frozenset(dropped)
+                elif kind == _ANY_ENTER and not target:
+                    return self._cancel_neg(tx, "", False)
+                phase = kind
+            if auto and dropped:
+                if kind == _SELF and x in skip_self:
+                    continue
+                if kind == _CROSS and y in skip_cross:
+                    continue
+            if self._log_level >= _EVERYTHING:
+                for b in self._bindings:
+                    self._log(_EVERYTHING, f"[handle:{b.id}] {name}")
+            for binding, fn in methods:
+                ret = self._call(tx, binding, name, fn, kind, x)
+                if self._disposing:
+                    return plan
+                if ret is False:
+                    drop = ""
+                    if auto:
+                        if kind in (_ENTER, _SELF) and x in cs.states and cs.states[x].auto:
+                            drop = x
+                        elif kind == _CROSS and cs.states[y].auto:
+                            drop = y
+                    if not drop:
+                        return self._cancel_neg(tx, name, kind == _SELF)
+                    if drop in target:
+                        target.remove(drop)
+                    dropped.add(drop)
+                    break
+        if auto:
+            if not target:
+                return self._cancel_neg(tx, "", False)
+            plan = self._re_resolve(plan, target)
+            tx._plan = plan
+            tx.target_states = list(plan.target)
+        return plan
+
+    def _cancel_neg(self, tx: Transition, name: str, is_self: bool) -> None:
+        tx.is_accepted = False
+        if self._log_level >= _OPS:
+            tag = "[cancel:self]" if is_self else "[cancel]"
+            by = f" by {name}" if name else ""
+            self._log(_OPS, f"{tag} ({' '.join(tx.target_states)}){by}")
+        self._end_tx(tx)
+        return None
+
+    def _finals(self, tx: Transition, hp: _HandlerPlan) -> None:
+        everything = self._log_level >= _EVERYTHING
+        for kind, x, name, methods in hp.final:
+            if everything:
+                for b in self._bindings:
+                    self._log(_EVERYTHING, f"[handle:{b.id}] {name}")
+            for binding, fn in methods:
+                self._call(tx, binding, name, fn, kind, x)
+                if self._disposing:
+                    return
+
+    def _panic(self, tx: Transition, plan: Plan, mut: Mutation, p: _Panic) -> Result:
+        exc = p.exc
+        if not self.panic_to_exception:
+            tx.is_accepted = False
+            self._end_tx(tx)
+            raise exc
+        tx.is_accepted = False
+        level = self._log_level
+        if p.kind < _END:
+            if level >= _OPS:
+                self._log(_OPS, f"[cancel] ({' '.join(tx.target_states)}) by recover")
+        elif p.kind == _STATE:
+            finals = (*plan.exits, *plan.enters)
+            idx = finals.index(p.state)
+            ticks = self._ticks
+            index = self._index
+            undone = []
+            for s in finals[idx:]:
+                if ticks[s] & 1:
+                    ticks[s] += 1
+                    self._mask &= ~(1 << index[s])
+                    undone.append((s, 1))
+            if level >= _OPS:
+                active = " ".join(self._active(self._mask))
+                self._log(_OPS, f"[recover] partial final states as ({active})")
+            if undone and self._ctxs:
+                self._expire_ctxs(undone)
+            tx._clock_after = dict(ticks)
+        if p.kind >= _END and self._tick_watchers and plan.changes:
+            names = [c[0] for c in plan.changes]
+            for w in tuple(self._tick_watchers):
+                w(names)
+        self._end_tx(tx)
+        if EXCEPTION in mut.called:
+            return _CANCELED
+        self.err = exc
+        if self.on_error is not None:
+            self.on_error(self, exc)
+        fn = p.binding.methods.get(p.name)
+        qualname = getattr(fn, "__qualname__", p.name)
+        trace = f"in handler {qualname} (binding {p.binding.id})\n" + "".join(
+            traceback.format_exception(exc)
+        )
+        args = {
+            "err": exc,
+            "err_trace": trace,
+            "panic": {
+                "called_states": list(mut.called),
+                "states_before": list(plan.before),
+                "transition": tx,
+            },
+        }
+        self._prepend(Mutation(_ADD, (EXCEPTION,), args))
+        return _CANCELED
+
+    # ------------------------------------------------------------- checks
+
+    def is_(self, states: Iterable[str]) -> bool:
+        """True if all `states` are active."""
+        if self._disposed:
+            return False
+        ticks = self._ticks
+        return all(ticks[s] & 1 for s in self._parse(states))
+
+    def is1(self, state: str) -> bool:
+        """True if `state` is active."""
+        try:
+            return self._ticks[state] & 1 == 1
+        except KeyError:
+            raise self._bad_name(state) from None
+
+    def __contains__(self, state: str) -> bool:
+        return self.is1(state)
+
+    def not_(self, states: Iterable[str]) -> bool:
+        """True if none of `states` is active."""
+        if self._disposed:
+            return False
+        ticks = self._ticks
+        return not any(ticks[s] & 1 for s in self._parse(states))
+
+    def not1(self, state: str) -> bool:
+        """True if `state` is inactive."""
+        if self._disposed:
+            return False
+        return not self.is1(state)
+
+    def any(self, *state_lists: Iterable[str]) -> bool:
+        """True if all states of at least one of the lists are active."""
+        if self._disposed:
+            return False
+        parsed = [self._parse(s) for s in state_lists]
+        ticks = self._ticks
+        return any(all(ticks[s] & 1 for s in lst) for lst in parsed)
+
+    def any1(self, *states: str) -> bool:
+        """True if at least one of `states` is active."""
+        if self._disposed:
+            return False
+        ticks = self._ticks
+        return any(ticks[s] & 1 for s in self._parse(states))
+
+    def has(self, states: Iterable[str]) -> bool:
+        """True if the schema has all `states`."""
+        if self._disposed:
+            return False
+        if isinstance(states, str):
+            raise TypeError(f"has takes a list of names, got the string {states!r}")
+        return all(isinstance(s, str) and s in self._index for s in states)
+
+    def has1(self, state: str) -> bool:
+        """True if the schema has `state`."""
+        if self._disposed:
+            return False
+        return isinstance(state, str) and state in self._index
+
+    @property
+    def active_states(self) -> list[str]:
+        """Active states in state order."""
+        if self._disposed:
+            return []
+        return list(self._active(self._mask))
+
+    def tick(self, state: str) -> int:
+        """The tick of `state`: odd when active, even when inactive."""
+        try:
+            return self._ticks[state]
+        except KeyError:
+            raise self._bad_name(state) from None
+
+    def time(self, states: Iterable[str] | None = None) -> Time:
+        """Ticks of `states` (default: all, in state order)."""
+        if self._disposed:
+            return ()
+        ticks = self._ticks
+        if states is None:
+            return tuple(ticks.values())
+        return tuple(ticks[s] for s in self._parse_keep_dups(states))
+
+    def _parse_keep_dups(self, states: Iterable[str]) -> list[str]:
+        if isinstance(states, str):
+            raise TypeError(f"expected a list of state names, got the string {states!r}")
+        out = list(states)
+        for s in out:
+            if s not in self._index:
+                raise self._bad_name(s)
+        return out
+
+    def clock(self, states: Iterable[str] | None = None) -> Clock:
+        """Ticks of `states` (default: all) as a dict."""
+        if self._disposed:
+            return {}
+        ticks = self._ticks
+        if states is None:
+            return dict(ticks)
+        return {s: ticks[s] for s in self._parse(states)}
+
+    def is_time(self, time: Sequence[int], states: Iterable[str] | None = None) -> bool:
+        """True if the ticks of `states` equal `time`, index by index."""
+        if self._disposed:
+            return False
+        names = self._cs.names if states is None else self._parse_keep_dups(states)
+        ticks = self._ticks
+        if len(time) > len(names):
+            return False
+        return all(ticks[names[i]] == t for i, t in enumerate(time))
+
+    def is_clock(self, clock: Mapping[str, int]) -> bool:
+        """True if every tick in `clock` equals the current one."""
+        if self._disposed:
+            return False
+        ticks = self._ticks
+        self._parse(list(clock))
+        return all(ticks[s] == t for s, t in clock.items())
+
+    # -------------------------------------------------------------- queue
+
+    @property
+    def queue_tick(self) -> int:
+        """Tick of the last appended mutation (P + N)."""
+        return self._p + self._n
+
+    @property
+    def queue_tick_processed(self) -> int:
+        """Tick of the last mutation taken from the queue (P)."""
+        return self._p
+
+    @property
+    def queue_len(self) -> int:
+        """Mutations waiting in the queue."""
+        return 0 if self._disposed else len(self._queue)
+
+    @property
+    def queue(self) -> list[Mutation]:
+        """A copy of the waiting mutations."""
+        return list(self._queue)
+
+    def is_queued(
+        self,
+        mtype: MutationType,
+        states: Iterable[str],
+        *,
+        without_args_only: bool = False,
+        strict: bool = False,
+        min_tick: int = 0,
+        is_check: bool = False,
+        position: Position = Position.ANY,
+    ) -> tuple[bool, int, int]:
+        """Find a waiting mutation: (found, index in the queue, queue tick)."""
+        wanted = self._parse(states)
+        items = list(enumerate(self._queue))
+        if position is Position.FIRST:
+            items = items[:1]
+        elif position is Position.LAST:
+            items = items[-1:]
+        for i, m in items:
+            if m.type is not mtype or m.is_check != is_check:
+                continue
+            if without_args_only and m.args:
+                continue
+            if strict and len(m.called) != len(wanted):
+                continue
+            if min_tick and m.queue_tick < min_tick:
+                continue
+            if all(s in m.called for s in wanted):
+                return True, i, m.queue_tick
+        return False, -1, 0
+
+    def will_be(self, states: Iterable[str]) -> bool:
+        """True if a waiting add will activate all `states`."""
+        wanted = self._parse(states)
+        return any(
+            m.type is _ADD and not m.is_check and all(s in m.called for s in wanted)
+            for m in self._queue
+        )
+
+    def will_be1(self, state: str) -> bool:
+        """True if a waiting add will activate `state`."""
+        return self.will_be((state,))
+
+    def will_be_removed(self, states: Iterable[str]) -> bool:
+        """True if a waiting remove will deactivate all `states`."""
+        wanted = self._parse(states)
+        return any(
+            m.type is _REMOVE and not m.is_check and all(s in m.called for s in wanted)
+            for m in self._queue
+        )
+
+    def will_be_removed1(self, state: str) -> bool:
+        """True if a waiting remove will deactivate `state`."""
+        return self.will_be_removed((state,))
+
+    # --------------------------------------------------------------- eval
+
+    def eval(
+        self, fn: Callable[[], object], *, source: str = "", ctx: StateCtx | None = None
+    ) -> bool:
+        """Run `fn` between transitions; mutations it makes are queued.
+
+        Returns False when it could not run: disposed machine, expired `ctx`,
+        or a call from inside a handler (which also adds an Exception).
+        """
+        if not callable(fn):
+            raise TypeError(f"eval takes a callable, got {type(fn).__name__}")
+        if self._disposing or (ctx is not None and ctx.expired):
+            return False
+        if self._in_eval:
+            return False
+        if self._processing:
+            where = f" from {source}" if source else ""
+            self.add_err(NestedEvalError(f"eval called directly in handler{where}"))
+            return False
+        self._in_eval = True
+        self._processing = True
+        try:
+            fn()
+        finally:
+            self._in_eval = False
+            self._processing = False
+            self._drain()
+        return True
+
+    # -------------------------------------------------------------- handlers
+
+    def bind_handlers(self, obj: object, id: str | None = None) -> str:
+        """Bind the handler methods of `obj`; return the binding id."""
+        if id is not None and not isinstance(id, str):
+            raise TypeError(f"binding id must be a str, got {type(id).__name__}")
+        binding_id = id or new_binding_id()
+        if any(b.id == binding_id for b in self._bindings):
+            raise ValueError(f"binding id {binding_id!r} is already bound")
+        methods, async_names = scan_handlers(obj, self._index, self._id)
+        binding = Binding(self._bind_count, binding_id, obj, methods, async_names)
+        self._bind_count += 1
+        self._bindings.append(binding)
+        self._bind_gen += 1
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[handlers] bind {binding.number}:{binding_id}")
+        first = not self._ever_bound
+        self._ever_bound = True
+        if first and self.is_err() and not self._disposing:
+            args: dict[str, Any] = {"err": self.err, "err_trace": ""}
+            self._mutate(_ADD, (EXCEPTION,), args)
+        return binding_id
+
+    def detach_handlers(self, binding_id: str) -> None:
+        """Unbind the handler object bound under `binding_id`."""
+        for i, b in enumerate(self._bindings):
+            if b.id == binding_id:
+                del self._bindings[i]
+                self._bind_gen += 1
+                if self._log_level >= _OPS:
+                    self._log(_OPS, f"[handlers] detach {b.number}:{binding_id}")
+                return
+        raise ValueError(f"no handlers bound as {binding_id!r}")
+
+    @property
+    def binding_ids(self) -> list[str]:
+        """Ids of the bound handler objects, in binding order."""
+        return [b.id for b in self._bindings]
+
+    # --------------------------------------------------------------- tracers
+
+    def bind_tracer(self, tracer: Tracer) -> None:
+        """Attach a tracer; it sees every transition from now on."""
+        if not isinstance(tracer, Tracer):
+            raise TypeError(f"expected an am.Tracer, got {type(tracer).__name__}")
+        if tracer in self._tracers:
+            raise ValueError("this tracer is already bound")
+        self._tracers.append(tracer)
+        tracer.machine_init(self)
+
+    def detach_tracer(self, tracer: Tracer) -> None:
+        """Detach a bound tracer."""
+        try:
+            self._tracers.remove(tracer)
+        except ValueError:
+            raise ValueError("this tracer is not bound") from None
+
+    @property
+    def tracers(self) -> tuple[Tracer, ...]:
+        """The bound tracers."""
+        return tuple(self._tracers)
+
+    # ----------------------------------------------------------- breakpoints
+
+    def add_breakpoint(
+        self, added: Iterable[str], removed: Iterable[str], strict: bool = False
+    ) -> None:
+        """Call `breakpoint()` when an add/remove of these states is made."""
+        self._breakpoints.append(
+            _Breakpoint(
+                tuple(self._parse_keep_dups(added or ())),
+                tuple(self._parse_keep_dups(removed or ())),
+                strict,
+            )
+        )
+
+    def _check_breakpoints(self, mtype: MutationType, called: tuple[str, ...]) -> None:
+        added = called if mtype is _ADD else ()
+        removed = called if mtype is _REMOVE else ()
+        ticks = self._ticks
+        for bp in self._breakpoints:
+            if added and added != bp.added:
+                continue
+            if removed and removed != bp.removed:
+                continue
+            if bp.strict:
+                if bp.added and all(ticks[s] & 1 for s in bp.added):
+                    continue
+                if bp.removed and not any(ticks[s] & 1 for s in bp.removed):
+                    continue
+            if self._log_level >= _CHANGES:
+                text = "[breakpoint] Machine.breakpoint"
+                if self.log_stack_trace:
+                    text += "\n" + "".join(traceback.format_stack()[:-2])
+                self._log(_CHANGES, text)
+            self.breakpoint(list(added), list(removed))
+
+    def breakpoint(self, added: list[str], removed: list[str]) -> None:
+        """Called when a breakpoint matches; override it, or set a debugger
+        breakpoint here."""
+
+    # ------------------------------------------------------------- contexts
+
+    def new_state_ctx(self, state: str) -> StateCtx:
+        """A context bound to `state`'s current tick (semantics §2.3)."""
+        if self._disposed:
+            return StateCtx(self, state, 0, True)
+        self._check1(state)
+        ctx = self._ctxs.get(state)
+        if ctx is not None:
+            return ctx
+        tick = self._ticks[state]
+        ctx = StateCtx(self, state, tick, False)
+        self._ctxs[state] = ctx
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[ctx:new] {state}")
+        return ctx
+
+    def _expire_ctxs(self, changes: Iterable[tuple[str, int]]) -> None:
+        ctxs = self._ctxs
+        for name, _ in changes:
+            ctx = ctxs.pop(name, None)
+            if ctx is not None:
+                if self._log_level >= _OPS:
+                    self._log(_OPS, f"[ctx:match] {name}")
+                ctx._expire()
+
+    # -------------------------------------------------------------- dispose
+
+    def on_dispose(self, fn: Callable[[], None]) -> None:
+        """Call `fn` when the machine is disposed (at once if it already is)."""
+        if self._disposed:
+            fn()
+            return
+        self._on_dispose.append(fn)
+
+    def dispose(self) -> None:
+        """Stop the machine: cancel contexts, wake waiters, drop the queue."""
+        if self._disposing:
+            return
+        if (
+            not self._processing
+            and "Start" in self._index
+            and self._ticks["Start"] & 1
+        ):
+            self.remove1("Start")
+        self._disposing = True
+        if self._log_level >= _DECISIONS:
+            self._log(_DECISIONS, "[dispose] disposing")
+        if not self._processing:
+            self._finish_dispose()
+
+    def _finish_dispose(self) -> None:
+        if self._disposed:
+            return
+        self._queue.clear()
+        self._n = 0
+        ctxs = list(self._ctxs.values())
+        self._ctxs.clear()
+        for ctx in ctxs:
+            ctx._expire()
+        self._ticks = _ZeroTicks()
+        self._mask = 0
+        self._disposed = True
+        callbacks = self._on_dispose
+        self._on_dispose = []
+        for fn in callbacks:
+            fn()
+        for t in self._tracers:
+            t.machine_dispose(self._id)
+
+    # ------------------------------------------------------------- strings
+
+    def __str__(self) -> str:
+        if self._disposed:
+            return ""
+        ticks = self._ticks
+        return "(" + " ".join(f"{s}:{ticks[s]}" for s in self._active(self._mask)) + ")"
+
+    def __repr__(self) -> str:
+        return f"<Machine {self._id} {self}>"
+
+    def string_all(self) -> str:
+        """All states with ticks: `(A:1 B:3) [C:0 D:2 Exception:0]`."""
+        if self._disposed:
+            return ""
+        ticks = self._ticks
+        active = [f"{s}:{t}" for s, t in ticks.items() if t & 1]
+        inactive = [f"{s}:{t}" for s, t in ticks.items() if not t & 1]
+        return f"({' '.join(active)}) [{' '.join(inactive)}]"
+
+    def inspect(self, states: Iterable[str] | None = None) -> str:
+        """A multi-line description of states, ticks and relations."""
+        if self._disposed:
+            return ""
+        names = self._cs.names if states is None else self._parse(states)
+        ticks = self._ticks
+        out = []
+        for name in names:
+            st = self._cs.states[name]
+            tick = ticks[name]
+            out.append(f"{tick & 1} {name}\n")
+            out.append(f"    |Tick     {tick}\n")
+            if st.auto:
+                out.append("    |Auto     true\n")
+            if st.multi:
+                out.append("    |Multi    true\n")
+            for label, rel in (
+                ("Add", st.add),
+                ("Require", st.require),
+                ("Remove", st.remove),
+                ("After", st.after),
+            ):
+                if rel:
+                    out.append(f"    |{label:<9}{' '.join(rel)}\n")
+        return "".join(out)
+

@@ -1,0 +1,160 @@
+"""Schema normalisation, the require topology and sorting (semantics §1, §4.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ._types import EXCEPTION, SchemaError, State
+
+__all__ = ["CompiledSchema", "s_add", "schema_merge"]
+
+
+def schema_merge(*schemas: Mapping[str, State]) -> dict[str, State]:
+    """Merge schemas into a new dict; a later definition of a name wins."""
+    out: dict[str, State] = {}
+    for schema in schemas:
+        out.update(schema)
+    return out
+
+
+def s_add(*lists: Iterable[str]) -> list[str]:
+    """Concatenate lists of state names, keeping the first of each name."""
+    out: dict[str, None] = {}
+    for names in lists:
+        if isinstance(names, str):
+            raise TypeError(f"s_add takes lists of names, not the string {names!r}")
+        out.update(dict.fromkeys(names))
+    return list(out)
+
+
+class CompiledSchema:
+    """A normalised, validated schema with the lookups resolution needs."""
+
+    __slots__ = (
+        "after",
+        "auto",
+        "exception_added",
+        "index",
+        "multi",
+        "names",
+        "relation_error",
+        "remove",
+        "remove_sets",
+        "require",
+        "adds",
+        "states",
+        "topology",
+        "user_schema",
+    )
+
+    def __init__(self, schema: Mapping[str, State]) -> None:
+        if not isinstance(schema, Mapping):
+            raise TypeError(
+                f"schema must be a mapping of names to am.State, got {type(schema)!r}"
+            )
+        for name, state in schema.items():
+            if not isinstance(name, str):
+                raise TypeError(f"state names are strings, got {name!r}")
+            if not isinstance(state, State):
+                raise TypeError(
+                    f"state {name!r} must be an am.State, got {type(state).__name__}"
+                )
+            if not name:
+                raise SchemaError("a state name cannot be empty")
+        self.user_schema = dict(schema)
+        names = list(schema)
+        self.exception_added = EXCEPTION not in schema
+        if self.exception_added:
+            names.append(EXCEPTION)
+        self.names: tuple[str, ...] = tuple(names)
+        self.index: dict[str, int] = {n: i for i, n in enumerate(names)}
+
+        states: dict[str, State] = {}
+        for name in names:
+            st = schema.get(name)
+            if st is None:
+                st = State(multi=True)
+            states[name] = self._normalise(name, st)
+        self.states = states
+        self.multi = frozenset(n for n, s in states.items() if s.multi)
+        self.auto = tuple(n for n, s in states.items() if s.auto)
+        self.require = {n: s.require for n, s in states.items()}
+        self.adds = {n: s.add for n, s in states.items()}
+        self.remove = {n: s.remove for n, s in states.items()}
+        self.remove_sets = {n: frozenset(s.remove) for n, s in states.items()}
+        self.after = {n: frozenset(s.after) for n, s in states.items()}
+        self.relation_error = ""
+        self.topology = self._topology()
+
+    def _normalise(self, name: str, st: State) -> State:
+        for rel in ("require", "add", "remove", "after"):
+            for other in getattr(st, rel):
+                if other not in self.index:
+                    raise SchemaError(
+                        f"state {name!r} has {rel}={other!r}, "
+                        "which is not a state of the schema"
+                    )
+        add = set(st.add)
+        remove = tuple(dict.fromkeys(r for r in st.remove if r != name and r not in add))
+        after = tuple(dict.fromkeys(a for a in st.after if a != name))
+        conflict = [r for r in st.require if r in remove]
+        if conflict:
+            raise SchemaError(
+                f"state {name!r} both requires and removes {conflict[0]!r}"
+            )
+        if remove == st.remove and after == st.after:
+            return st
+        return State(
+            auto=st.auto,
+            multi=st.multi,
+            require=st.require,
+            add=st.add,
+            remove=remove,
+            after=after,
+            tags=st.tags,
+        )
+
+    def _topology(self) -> dict[str, int]:
+        order: list[str] = []
+        done: set[str] = set()
+        visiting: list[str] = []
+        on_path: set[str] = set()
+
+        def visit(name: str) -> bool:
+            if name in done:
+                return True
+            if name in on_path:
+                cycle = [*visiting[visiting.index(name) :], name]
+                self.relation_error = "require cycle " + " -> ".join(cycle)
+                return False
+            on_path.add(name)
+            visiting.append(name)
+            for req in self.require[name]:
+                if not visit(req):
+                    return False
+            visiting.pop()
+            on_path.discard(name)
+            done.add(name)
+            order.append(name)
+            return True
+
+        for name in self.names:
+            if self.require[name] and not visit(name):
+                return {}
+        return {n: i for i, n in enumerate(order)}
+
+    def sort(self, states: Sequence[str]) -> list[str]:
+        """Sort states by the require topology, then by the After pass."""
+        topo = self.topology
+        out = sorted(states, key=lambda s: topo.get(s, -1)) if topo else list(states)
+        after = self.after
+        for i in range(1, len(out)):
+            j = i
+            while j > 0:
+                x, y = out[j], out[j - 1]
+                if x in after[y] and y not in after[x]:
+                    out[j], out[j - 1] = y, x
+                    j -= 1
+                else:
+                    break
+        return out

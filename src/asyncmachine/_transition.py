@@ -1,0 +1,173 @@
+"""Mutations, transitions and the events handlers receive (semantics §3, §5.5)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, final
+
+from ._types import Clock, MutationType
+
+if TYPE_CHECKING:
+    from ._machine import Machine
+    from ._resolve import Plan
+
+__all__ = ["Event", "Mutation", "Transition"]
+
+
+@final
+class Mutation:
+    """A requested change of states: what was asked for, with which args."""
+
+    __slots__ = ("args", "auto", "called", "is_check", "queue_tick", "type")
+
+    def __init__(
+        self,
+        type: MutationType,
+        called: tuple[str, ...],
+        args: dict[str, Any],
+        *,
+        auto: bool = False,
+        is_check: bool = False,
+        queue_tick: int = 0,
+    ) -> None:
+        self.type = type
+        """ADD, REMOVE or SET."""
+        self.called: tuple[str, ...] = called
+        """The called states, duplicates removed."""
+        self.args = args
+        """The args dict shared by every handler of the transition."""
+        self.auto = auto
+        """True for the machine's own Auto-state mutations."""
+        self.is_check = is_check
+        """True for `can_add`/`can_remove` dry runs."""
+        self.queue_tick = queue_tick
+        """Queue tick of an appended mutation; 0 for prepended ones."""
+
+    def __repr__(self) -> str:
+        auto = ":auto" if self.auto else ""
+        return f"<Mutation [{self.type}{auto}] {' '.join(self.called)}>"
+
+
+@final
+class Transition:
+    """One atomic change of a machine's states, as its handlers see it."""
+
+    __slots__ = (
+        "_clock_after",
+        "_id",
+        "_plan",
+        "clock_before",
+        "is_accepted",
+        "is_completed",
+        "machine",
+        "mutation",
+        "target_states",
+    )
+
+    def __init__(self, machine: Machine, mutation: Mutation, plan: Plan) -> None:
+        self._id = ""
+        self._plan = plan
+        self._clock_after: Clock | None = None
+        self.machine = machine
+        """The machine this transition runs on."""
+        self.mutation = mutation
+        """The mutation that started this transition."""
+        self.clock_before: Clock = dict(machine._ticks)
+        """Ticks of all states when the transition started."""
+        self.target_states: list[str] = list(plan.target)
+        """States active after the transition, if it is accepted."""
+        self.is_accepted = plan.accepted
+        """False once the transition is canceled."""
+        self.is_completed = False
+        """True once the transition has finished."""
+
+    @property
+    def id(self) -> str:
+        """A random 16-character hex id."""
+        if not self._id:
+            self._id = os.urandom(8).hex()
+        return self._id
+
+    @property
+    def called_states(self) -> list[str]:
+        """The states the mutation named."""
+        return list(self.mutation.called)
+
+    @property
+    def states_before(self) -> list[str]:
+        """Active states before the transition, in state order."""
+        return list(self._plan.before)
+
+    @property
+    def exits(self) -> list[str]:
+        """States this transition deactivates, in handler order."""
+        return list(self._plan.exits)
+
+    @property
+    def enters(self) -> list[str]:
+        """States this transition activates (or re-activates), in order."""
+        return list(self._plan.enters)
+
+    @property
+    def is_check(self) -> bool:
+        """True for a `can_add`/`can_remove` dry run."""
+        return self.mutation.is_check
+
+    @property
+    def is_auto(self) -> bool:
+        """True for the machine's own Auto-state transitions."""
+        return self.mutation.auto
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The mutation's args."""
+        return self.mutation.args
+
+    @property
+    def clock_after(self) -> Clock:
+        """Ticks after the transition: predicted during negotiation, real after."""
+        if self._clock_after is not None:
+            return dict(self._clock_after)
+        clock = dict(self.clock_before)
+        if self.is_accepted and not self.mutation.is_check:
+            for name, delta in self._plan.changes:
+                clock[name] += delta
+        return clock
+
+    def __repr__(self) -> str:
+        m = self.mutation
+        auto = ":auto" if m.auto else ""
+        return f"<Transition {self.id} [{m.type}{auto}] {' '.join(m.called)}>"
+
+
+@final
+class Event:
+    """What a handler receives: its own name, the machine and the transition."""
+
+    __slots__ = ("machine", "name", "transition")
+
+    def __init__(self, name: str, machine: Machine, transition: Transition) -> None:
+        self.name = name
+        """The handler's name, e.g. `FooEnter`."""
+        self.machine = machine
+        """The machine that called the handler."""
+        self.transition = transition
+        """The transition the handler runs in."""
+
+    @property
+    def machine_id(self) -> str:
+        """Id of the machine that called the handler."""
+        return self.machine.id
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The mutation's args (the same dict for every handler)."""
+        return self.transition.mutation.args
+
+    def is_valid(self) -> bool:
+        """True while the transition runs and has not been canceled."""
+        t = self.transition
+        return t.is_accepted and not t.is_completed
+
+    def __repr__(self) -> str:
+        return f"<Event {self.name} of {self.machine.id}>"
