@@ -17,7 +17,7 @@ class ExceptionHandler:
     lines, with tracebacks when the machine's `log_stack_trace` is on.
     """
 
-    def ExceptionState(self, e: Event) -> None:  # noqa: N802
+    def ExceptionState(self, e: Event) -> None:
         """Log the error that activated `Exception`."""
         mach = e.machine
         args = e.args

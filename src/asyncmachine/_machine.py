@@ -87,7 +87,9 @@ class _Breakpoint:
 class _Panic(Exception):
     """Internal: a handler raised; carries where it happened."""
 
-    def __init__(self, exc: Exception, kind: int, state: str, binding: Binding, name: str):
+    def __init__(
+        self, exc: Exception, kind: int, state: str, binding: Binding, name: str
+    ):
         super().__init__(exc)
         self.exc = exc
         self.kind = kind
@@ -143,6 +145,7 @@ class Machine:
             raise TypeError(f"queue_limit must be a positive int, got {queue_limit!r}")
         self._cs = cs = CompiledSchema(schema)
         self._index: dict[str, int] = cs.index
+        self._has_auto = bool(cs.auto)
         self._id: str = id if id else os.urandom(8).hex()
         self._parent_id: str = parent.id if parent is not None else ""
         self._tags: tuple[str, ...] = tuple(dict.fromkeys(tags))
@@ -171,6 +174,7 @@ class Machine:
         self._bindings: list[Binding] = []
         self._bind_count = 0
         self._bind_gen = 0
+        self._hp_key = 0
         self._ever_bound = False
         self._tracers: list[Tracer] = []
         self._breakpoints: list[_Breakpoint] = []
@@ -179,6 +183,7 @@ class Machine:
         if env_level is not None and int(log_level) == 0:
             log_level = env_level
         self._log_level = LogLevel(log_level)
+        self._update_hp_key()
         self.log_id: bool = True
         """Whether log lines start with the machine id's first 5 chars."""
         self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
@@ -253,6 +258,10 @@ class Machine:
     @log_level.setter
     def log_level(self, level: LogLevel | int) -> None:
         self._log_level = LogLevel(level)
+        self._update_hp_key()
+
+    def _update_hp_key(self) -> None:
+        self._hp_key = (self._bind_gen << 1) | (self._log_level >= _EVERYTHING)
 
     @property
     def logger(self) -> LogSink:
@@ -432,14 +441,44 @@ class Machine:
             # leftovers can only exist after an error stopped processing
             self._queue.clear()
             self._n = 0
-        mut = Mutation(mtype, called, args, queue_tick=self._p + 1)
+        mut = Mutation(mtype, called, args, False, False, self._p + 1)
         if self._log_level >= _OPS:
             self._log(_OPS, f"[queue:{mtype}] {' '.join(called)}{self._log_args(args)}")
-        if self._tracers:
-            for t in self._tracers:
+        tracers = self._tracers
+        if tracers:
+            for t in tracers:
                 t.mutation_queued(self, mut)
         self._p += 1
-        return self._process(mut)
+        if tracers or self._queue_watchers:
+            return self._process(mut)
+        # the common case of _process, inlined
+        self._processing = True
+        try:
+            result = self._run(mut)
+            if self._queue:
+                self._run_queue()
+        except BaseException:
+            self._queue.clear()
+            self._n = 0
+            raise
+        finally:
+            self._processing = False
+            self._tx = None
+        if self._disposing:
+            self._finish_dispose()
+        return result
+
+    def _run_queue(self) -> None:
+        q = self._queue
+        while q and not self._disposing:
+            mut = q.popleft()
+            if mut.queue_tick:
+                self._n -= 1
+                self._p += 1
+            self._run(mut)
+            if self._queue_watchers:
+                for w in tuple(self._queue_watchers):
+                    w()
 
     def _drain(self) -> None:
         """Process what waits in the queue (used after evals)."""
@@ -484,7 +523,7 @@ class Machine:
                         )
                     return _EXECUTED
         self._n += 1
-        mut = Mutation(mtype, called, args, queue_tick=self._p + self._n)
+        mut = Mutation(mtype, called, args, False, False, self._p + self._n)
         q.append(mut)
         if self._log_level >= _OPS:
             self._log(_OPS, f"[queue:{mtype}] {' '.join(called)}{self._log_args(args)}")
@@ -509,15 +548,8 @@ class Machine:
         q = self._queue
         try:
             result = self._run(own)
-            while q and not self._disposing:
-                mut = q.popleft()
-                if mut.queue_tick:
-                    self._n -= 1
-                    self._p += 1
-                self._run(mut)
-                if self._queue_watchers:
-                    for w in tuple(self._queue_watchers):
-                        w()
+            if q:
+                self._run_queue()
         except BaseException:
             q.clear()
             self._n = 0
@@ -536,9 +568,7 @@ class Machine:
                 w()
         return result
 
-    def _check(
-        self, mtype: MutationType, called: tuple[str, ...], args: Any
-    ) -> Result:
+    def _check(self, mtype: MutationType, called: tuple[str, ...], args: Any) -> Result:
         if self._disposing:
             return _CANCELED
         args = self._check_args(args)
@@ -556,7 +586,12 @@ class Machine:
             if len(self._plans) >= _PLAN_CACHE_MAX:
                 self._plans.clear()
             plan = resolve(
-                self._cs, mut.type, mut.called, self._active(mask), mut.auto, mut.is_check
+                self._cs,
+                mut.type,
+                mut.called,
+                self._active(mask),
+                mut.auto,
+                mut.is_check,
             )
             self._plans[key] = plan
         return plan
@@ -573,13 +608,15 @@ class Machine:
 
     def _handler_plan(self, plan: Plan) -> _HandlerPlan | None:
         everything = self._log_level >= _EVERYTHING
-        gen = (self._bind_gen << 1) | everything
+        gen = self._hp_key
         if plan.handlers_gen == gen:
             hp: _HandlerPlan | None = plan.handlers
             return hp
-        hp = self._build_handler_plan(plan, everything) if (
-            self._bindings or everything
-        ) else None
+        hp = (
+            self._build_handler_plan(plan, everything)
+            if (self._bindings or everything)
+            else None
+        )
         plan.handlers = hp
         plan.handlers_gen = gen
         return hp
@@ -670,7 +707,9 @@ class Machine:
             self._log(_EVERYTHING, f"[handler:end:{binding.number}] {name}")
         return ret
 
-    def _start_async(self, fn: Callable[..., Any], event: Event, kind: int, state: str) -> None:
+    def _start_async(
+        self, fn: Callable[..., Any], event: Event, kind: int, state: str
+    ) -> None:
         starter = self._async_starter
         if starter is None:
             raise RuntimeError(
@@ -681,20 +720,29 @@ class Machine:
 
     def _run(self, mut: Mutation) -> Result:
         """Run one transition (semantics §5.2)."""
-        plan = self._plan(mut)
+        plan = self._plans.get(
+            (mut.type, mut.called, self._mask, mut.auto, mut.is_check)
+        ) or self._plan(mut)
         level = self._log_level
         if level >= _OPS:
             args = self._log_args(mut.args)
             if mut.auto:
                 if level >= _DECISIONS:
-                    self._log(_DECISIONS, f"[{mut.type}:auto] {' '.join(mut.called)}{args}")
+                    self._log(
+                        _DECISIONS, f"[{mut.type}:auto] {' '.join(mut.called)}{args}"
+                    )
             else:
                 self._log(_OPS, f"[{mut.type}] {' '.join(mut.called)}{args}")
             for lvl, text in plan.logs:
                 if lvl <= level:
                     self._log(lvl, text)
         tracers = self._tracers
-        hp = self._handler_plan(plan) if plan.accepted else None
+        if not plan.accepted:
+            hp = None
+        elif plan.handlers_gen == self._hp_key:
+            hp = plan.handlers
+        else:
+            hp = self._handler_plan(plan)
         tx: Transition | None = None
         if hp is not None or tracers:
             tx = Transition(self, mut, plan)
@@ -771,11 +819,13 @@ class Machine:
         # auto states
         if (
             changes
+            and self._has_auto
             and not mut.auto
-            and self._cs.auto
             and not self._disposing
             and not (
-                mut.type is _ADD and len(mut.called) == 1 and mut.called[0] in _HEALTH_STATES
+                mut.type is _ADD
+                and len(mut.called) == 1
+                and mut.called[0] in _HEALTH_STATES
             )
         ):
             cands = self._auto_candidates()
@@ -875,7 +925,11 @@ class Machine:
                 if ret is False:
                     drop = ""
                     if auto:
-                        if kind in (_ENTER, _SELF) and x in cs.states and cs.states[x].auto:
+                        if (
+                            kind in (_ENTER, _SELF)
+                            and x in cs.states
+                            and cs.states[x].auto
+                        ):
                             drop = x
                         elif kind == _CROSS and cs.states[y].auto:
                             drop = y
@@ -893,7 +947,7 @@ class Machine:
             tx.target_states = list(plan.target)
         return plan
 
-    def _cancel_neg(self, tx: Transition, name: str, is_self: bool) -> None:
+    def _cancel_neg(self, tx: Transition, name: str, is_self: bool) -> Plan | None:
         tx.is_accepted = False
         if self._log_level >= _OPS:
             tag = "[cancel:self]" if is_self else "[cancel]"
@@ -1054,7 +1108,9 @@ class Machine:
 
     def _parse_keep_dups(self, states: Iterable[str]) -> list[str]:
         if isinstance(states, str):
-            raise TypeError(f"expected a list of state names, got the string {states!r}")
+            raise TypeError(
+                f"expected a list of state names, got the string {states!r}"
+            )
         out = list(states)
         for s in out:
             if s not in self._index:
@@ -1209,6 +1265,7 @@ class Machine:
         self._bind_count += 1
         self._bindings.append(binding)
         self._bind_gen += 1
+        self._update_hp_key()
         if self._log_level >= _OPS:
             self._log(_OPS, f"[handlers] bind {binding.number}:{binding_id}")
         first = not self._ever_bound
@@ -1224,6 +1281,7 @@ class Machine:
             if b.id == binding_id:
                 del self._bindings[i]
                 self._bind_gen += 1
+                self._update_hp_key()
                 if self._log_level >= _OPS:
                     self._log(_OPS, f"[handlers] detach {b.number}:{binding_id}")
                 return
@@ -1335,11 +1393,7 @@ class Machine:
         """Stop the machine: cancel contexts, wake waiters, drop the queue."""
         if self._disposing:
             return
-        if (
-            not self._processing
-            and "Start" in self._index
-            and self._ticks["Start"] & 1
-        ):
+        if not self._processing and "Start" in self._index and self._ticks["Start"] & 1:
             self.remove1("Start")
         self._disposing = True
         if self._log_level >= _DECISIONS:
@@ -1411,4 +1465,3 @@ class Machine:
                 if rel:
                     out.append(f"    |{label:<9}{' '.join(rel)}\n")
         return "".join(out)
-

@@ -44,6 +44,20 @@ class Plan:
         "to_set",
     )
 
+    accepted: bool
+    after_mask: int
+    before: tuple[str, ...]
+    before_set: frozenset[str]
+    called: tuple[str, ...]
+    changes: tuple[tuple[str, int], ...]
+    enters: tuple[str, ...]
+    exits: tuple[str, ...]
+    is_auto: bool
+    logs: tuple[tuple[int, str], ...]
+    mtype: MutationType
+    target: tuple[str, ...]
+    to_set: tuple[str, ...]
+
     def __init__(self) -> None:
         self.handlers_gen = -1
         self.handlers: Any = None

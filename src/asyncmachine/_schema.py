@@ -31,6 +31,7 @@ class CompiledSchema:
     """A normalised, validated schema with the lookups resolution needs."""
 
     __slots__ = (
+        "adds",
         "after",
         "auto",
         "exception_added",
@@ -41,7 +42,6 @@ class CompiledSchema:
         "remove",
         "remove_sets",
         "require",
-        "adds",
         "states",
         "topology",
         "user_schema",
@@ -95,7 +95,9 @@ class CompiledSchema:
                         "which is not a state of the schema"
                     )
         add = set(st.add)
-        remove = tuple(dict.fromkeys(r for r in st.remove if r != name and r not in add))
+        remove = tuple(
+            dict.fromkeys(r for r in st.remove if r != name and r not in add)
+        )
         after = tuple(dict.fromkeys(a for a in st.after if a != name))
         conflict = [r for r in st.require if r in remove]
         if conflict:

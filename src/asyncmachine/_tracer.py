@@ -42,7 +42,9 @@ class Tracer:
     ) -> None:
         """A handler is about to be called."""
 
-    def handler_end(self, transition: Transition, binding_id: str, handler: str) -> None:
+    def handler_end(
+        self, transition: Transition, binding_id: str, handler: str
+    ) -> None:
         """A handler returned (or raised)."""
 
     def mutation_queued(self, machine: Machine, mutation: Mutation) -> None:

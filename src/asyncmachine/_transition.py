@@ -25,7 +25,6 @@ class Mutation:
         type: MutationType,
         called: tuple[str, ...],
         args: dict[str, Any],
-        *,
         auto: bool = False,
         is_check: bool = False,
         queue_tick: int = 0,
