@@ -3,12 +3,14 @@
 Users write ``import asyncmachine as am``.
 """
 
-from ._ctx import StateCtx as StateCtx
 from ._exception import ExceptionHandler as ExceptionHandler
 from ._log import LogArgsMapper as LogArgsMapper
 from ._log import LogSink as LogSink
 from ._log import new_log_args_mapper as new_log_args_mapper
-from ._machine import Machine as Machine
+from ._machine import CoreMachine as CoreMachine
+from ._runtime import Machine as Machine
+from ._runtime import StateCtx as StateCtx
+from ._runtime import WhenEvent as WhenEvent
 from ._schema import s_add as s_add
 from ._schema import schema_merge as schema_merge
 from ._states import StatesBase as StatesBase
@@ -38,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EXCEPTION",
     "Clock",
+    "CoreMachine",
     "Event",
     "ExceptionHandler",
     "HandlerTimeoutError",
@@ -61,6 +64,7 @@ __all__ = [
     "Time",
     "Tracer",
     "Transition",
+    "WhenEvent",
     "new_log_args_mapper",
     "s_add",
     "schema_merge",

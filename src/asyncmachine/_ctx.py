@@ -1,4 +1,8 @@
-"""State contexts: a handle that expires when a state's tick changes (§2.3)."""
+"""The synchronous part of state contexts (semantics §2.3).
+
+The anyio part (cancel scopes, waiting) is `asyncmachine.StateCtx` in the
+runtime layer; the core only creates, expires and forgets contexts.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._machine import Machine
+    from ._machine import CoreMachine
 
-__all__ = ["StateCtx"]
+__all__ = ["CtxBase"]
 
 
-class StateCtx:
+class CtxBase:
     """Bound to one tick of one state; expires when that tick changes."""
 
     __slots__ = ("_callbacks", "_expired", "machine", "state", "tick")
 
-    def __init__(self, machine: Machine, state: str, tick: int, expired: bool) -> None:
+    def __init__(
+        self, machine: CoreMachine, state: str, tick: int, expired: bool
+    ) -> None:
         self.machine = machine
         """The machine the context belongs to."""
         self.state = state

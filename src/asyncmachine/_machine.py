@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time as _time
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._ctx import StateCtx
+from ._ctx import CtxBase
 from ._handlers import ANY_ENTER, ANY_STATE, Binding, new_binding_id, scan_handlers
 from ._log import LogArgsMapper, LogSink, default_log_args_mapper, format_args
 from ._log import stdlib_sink as _stdlib_sink
 from ._resolve import Plan, re_resolve, resolve
-from ._schema import CompiledSchema
+from ._schema import compile_schema
 from ._tracer import Tracer
 from ._transition import Event, Mutation, Transition
 from ._types import (
@@ -34,7 +34,7 @@ from ._types import (
     Time,
 )
 
-__all__ = ["Machine"]
+__all__ = ["CoreMachine"]
 
 _ADD: Final = MutationType.ADD
 _REMOVE: Final = MutationType.REMOVE
@@ -54,6 +54,14 @@ _END, _STATE, _ANY_STATE = 5, 6, 7
 
 _HEALTH_STATES = frozenset({"Healthcheck", "Heartbeat"})
 _PLAN_CACHE_MAX = 8192
+_MISSING: Any = object()
+_get_ident = threading.get_ident
+
+
+def _api(mach: CoreMachine) -> Any:
+    """The machine as handlers and tracers see it: the full `Machine` type."""
+    return mach
+
 
 Methods = tuple[tuple[Binding, Callable[..., Any]], ...]
 NegEntry = tuple[int, str, str, str, Methods]
@@ -112,19 +120,65 @@ def _env_level() -> LogLevel | None:
     return None
 
 
-class Machine:
-    """A relational, multi-state machine with a tick clock per state.
+class CoreMachine:
+    """The synchronous core of a machine: states, relations, clocks, queue.
 
-    Everything synchronous (mutations, checks, clocks, relations and sync
-    handlers) works without an event loop.
+    Everything here works without an event loop. `asyncmachine.Machine`
+    adds the anyio runtime on top.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_active_cache",
+        "_auto_cache",
+        "_bind_count",
+        "_bind_gen",
+        "_bindings",
+        "_breakpoints",
+        "_cs",
+        "_ctxs",
+        "_disposed",
+        "_disposing",
+        "_ever_bound",
+        "_has_auto",
+        "_hp_cache",
+        "_hp_off",
+        "_id",
+        "_in_eval",
+        "_index",
+        "_log_level",
+        "_loop_thread",
+        "_mask",
+        "_n",
+        "_on_dispose",
+        "_p",
+        "_parent_id",
+        "_plans",
+        "_processing",
+        "_queue",
+        "_sink",
+        "_tags",
+        "_ticks",
+        "_tracers",
+        "_tx",
+        "_watch",
+        "_watch_queue",
+        "err",
+        "handler_timeout",
+        "log_args_mapper",
+        "log_id",
+        "log_stack_trace",
+        "on_error",
+        "panic_to_exception",
+        "queue_limit",
+    )
 
     def __init__(
         self,
         schema: Mapping[str, State],
         *,
         id: str | None = None,
-        parent: Machine | None = None,
+        parent: CoreMachine | None = None,
         tags: Iterable[str] = (),
         handlers: object | Sequence[object] | None = None,
         log_level: LogLevel | int = LogLevel.NOTHING,
@@ -137,13 +191,13 @@ class Machine:
     ) -> None:
         if id is not None and not isinstance(id, str):
             raise TypeError(f"id must be a str, got {type(id).__name__}")
-        if parent is not None and not isinstance(parent, Machine):
+        if parent is not None and not isinstance(parent, CoreMachine):
             raise TypeError(f"parent must be a Machine, got {type(parent).__name__}")
         if isinstance(tags, str):
             raise TypeError("tags must be a list of strings, not a string")
         if not isinstance(queue_limit, int) or queue_limit < 1:
             raise TypeError(f"queue_limit must be a positive int, got {queue_limit!r}")
-        self._cs = cs = CompiledSchema(schema)
+        self._cs = cs = compile_schema(schema)
         self._index: dict[str, int] = cs.index
         self._has_auto = bool(cs.auto)
         self._id: str = id if id else os.urandom(8).hex()
@@ -152,11 +206,13 @@ class Machine:
 
         self._ticks: dict[str, int] = dict.fromkeys(cs.names, 0)
         self._mask = 0
-        self._plans: dict[tuple[Any, ...], Plan] = {}
-        self._auto_cache: dict[int, tuple[str, ...]] = {}
-        self._active_cache: dict[int, tuple[str, ...]] = {0: ()}
+        self._plans: dict[tuple[Any, ...], Plan] = cs.plans
+        self._auto_cache = cs.auto_cache
+        self._active_cache = cs.active_cache
+        self._hp_cache: dict[Plan, _HandlerPlan | None] = {}
+        self._hp_off = True
 
-        self._queue: deque[Mutation] = deque()
+        self._queue: list[Mutation] = []
         self._p = 1
         self._n = 0
         self._processing = False
@@ -164,17 +220,17 @@ class Machine:
         self._tx: Transition | None = None
         self._disposing = False
         self._disposed = False
-        self._on_dispose: list[Callable[[], None]] = []
-        self._ctxs: dict[str, StateCtx] = {}
-        # hooks of the runtime layer: (changed states, transition or None)
-        self._tick_watchers: list[Callable[[Sequence[str]], None]] = []
-        self._queue_watchers: list[Callable[[], None]] = []
-        self._async_starter: Callable[[Any, Event, str, int], None] | None = None
+        self._on_dispose: list[Callable[[], None]] | None = None
+        self._ctxs: dict[str, Any] = {}
+        # set by the runtime layer: its loop's thread, and whether it has
+        # subscriptions to process
+        self._loop_thread = 0
+        self._watch = False
+        self._watch_queue = False
 
         self._bindings: list[Binding] = []
         self._bind_count = 0
         self._bind_gen = 0
-        self._hp_key = 0
         self._ever_bound = False
         self._tracers: list[Tracer] = []
         self._breakpoints: list[_Breakpoint] = []
@@ -183,7 +239,7 @@ class Machine:
         if env_level is not None and int(log_level) == 0:
             log_level = env_level
         self._log_level = LogLevel(log_level)
-        self._update_hp_key()
+        self._handlers_changed()
         self.log_id: bool = True
         """Whether log lines start with the machine id's first 5 chars."""
         self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
@@ -197,7 +253,7 @@ class Machine:
         """Mutations the queue holds before new ones are canceled."""
         self.log_stack_trace: bool = log_stack_trace
         """Log tracebacks of errors."""
-        self.on_error: Callable[[Machine, BaseException], None] | None = None
+        self.on_error: Callable[[CoreMachine, BaseException], None] | None = None
         """Called with every error recorded by `add_err_state`."""
         self.err: BaseException | None = None
         """The last recorded error."""
@@ -215,7 +271,7 @@ class Machine:
                 if tracer.inheritable() and tracer not in self._tracers:
                     self.bind_tracer(tracer)
             for tracer in parent._tracers:
-                tracer.new_submachine(parent, self)
+                tracer.new_submachine(_api(parent), _api(self))
         if handlers is not None:
             if isinstance(handlers, (list, tuple)):
                 for obj in handlers:
@@ -258,10 +314,11 @@ class Machine:
     @log_level.setter
     def log_level(self, level: LogLevel | int) -> None:
         self._log_level = LogLevel(level)
-        self._update_hp_key()
+        self._handlers_changed()
 
-    def _update_hp_key(self) -> None:
-        self._hp_key = (self._bind_gen << 1) | (self._log_level >= _EVERYTHING)
+    def _handlers_changed(self) -> None:
+        self._hp_cache.clear()
+        self._hp_off = not self._bindings and self._log_level < _EVERYTHING
 
     @property
     def logger(self) -> LogSink:
@@ -433,6 +490,8 @@ class Machine:
             args = {}
         elif not isinstance(args, dict):
             raise TypeError(f"args must be a dict or None, got {type(args).__name__}")
+        if self._loop_thread and _get_ident() != self._loop_thread:
+            return self._foreign_mutate(mtype, called, args)
         if self._breakpoints and mtype is not _SET:
             self._check_breakpoints(mtype, called)
         if self._processing:
@@ -447,9 +506,9 @@ class Machine:
         tracers = self._tracers
         if tracers:
             for t in tracers:
-                t.mutation_queued(self, mut)
+                t.mutation_queued(_api(self), mut)
         self._p += 1
-        if tracers or self._queue_watchers:
+        if tracers or self._watch_queue:
             return self._process(mut)
         # the common case of _process, inlined
         self._processing = True
@@ -471,20 +530,19 @@ class Machine:
     def _run_queue(self) -> None:
         q = self._queue
         while q and not self._disposing:
-            mut = q.popleft()
+            mut = q.pop(0)
             if mut.queue_tick:
                 self._n -= 1
                 self._p += 1
             self._run(mut)
-            if self._queue_watchers:
-                for w in tuple(self._queue_watchers):
-                    w()
+            if self._watch_queue:
+                self._subs_after_mutation()
 
     def _drain(self) -> None:
         """Process what waits in the queue (used after evals)."""
         q = self._queue
         if q:
-            first = q.popleft()
+            first = q.pop(0)
             if first.queue_tick:
                 self._n -= 1
                 self._p += 1
@@ -531,11 +589,11 @@ class Machine:
             self._log(_OPS, f"[postpone] queue running ({len(q)} {label})")
         if self._tracers:
             for t in self._tracers:
-                t.mutation_queued(self, mut)
+                t.mutation_queued(_api(self), mut)
         return _QUEUED
 
     def _prepend(self, mut: Mutation) -> None:
-        self._queue.appendleft(mut)
+        self._queue.insert(0, mut)
         if self._log_level >= _OPS:
             self._log(
                 _OPS,
@@ -548,6 +606,8 @@ class Machine:
         q = self._queue
         try:
             result = self._run(own)
+            if self._watch_queue:
+                self._subs_after_mutation()
             if q:
                 self._run_queue()
         except BaseException:
@@ -562,10 +622,9 @@ class Machine:
             return result
         if self._tracers:
             for t in self._tracers:
-                t.queue_end(self)
-        if self._queue_watchers:
-            for w in tuple(self._queue_watchers):
-                w()
+                t.queue_end(_api(self))
+        if self._watch_queue:
+            self._subs_queue_end()
         return result
 
     def _check(self, mtype: MutationType, called: tuple[str, ...], args: Any) -> Result:
@@ -607,18 +666,15 @@ class Machine:
         return active
 
     def _handler_plan(self, plan: Plan) -> _HandlerPlan | None:
-        everything = self._log_level >= _EVERYTHING
-        gen = self._hp_key
-        if plan.handlers_gen == gen:
-            hp: _HandlerPlan | None = plan.handlers
-            return hp
-        hp = (
-            self._build_handler_plan(plan, everything)
-            if (self._bindings or everything)
-            else None
-        )
-        plan.handlers = hp
-        plan.handlers_gen = gen
+        if self._hp_off:
+            return None
+        hp: _HandlerPlan | None = self._hp_cache.get(plan, _MISSING)
+        if hp is _MISSING:
+            everything = self._log_level >= _EVERYTHING
+            hp = self._build_handler_plan(plan, everything)
+            if len(self._hp_cache) >= _PLAN_CACHE_MAX:
+                self._hp_cache.clear()
+            self._hp_cache[plan] = hp
         return hp
 
     def _methods(self, name: str) -> Methods:
@@ -679,7 +735,7 @@ class Machine:
         if tracers:
             for t in tracers:
                 t.handler_start(tx, binding.id, name)
-        event = Event(name, self, tx)
+        event = Event(name, _api(self), tx)
         try:
             if name in binding.async_names:
                 self._start_async(fn, event, kind, state)
@@ -707,16 +763,30 @@ class Machine:
             self._log(_EVERYTHING, f"[handler:end:{binding.number}] {name}")
         return ret
 
+    # ------------------------------------------------ runtime-layer hooks
+
+    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int) -> None:
+        """Process subscriptions after an accepted transition (runtime)."""
+
+    def _subs_after_mutation(self) -> None:
+        """Process queue-tick subscriptions after a mutation ran (runtime)."""
+
+    def _subs_queue_end(self) -> None:
+        """Process queue-end subscriptions (runtime)."""
+
+    def _foreign_mutate(
+        self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
+    ) -> Result:
+        """A mutation from a thread other than the loop's (runtime)."""
+        raise RuntimeError("mutation from a foreign thread")
+
     def _start_async(
         self, fn: Callable[..., Any], event: Event, kind: int, state: str
     ) -> None:
-        starter = self._async_starter
-        if starter is None:
-            raise RuntimeError(
-                f"async handler {event.name} needs the machine running: "
-                "use `async with machine:`"
-            )
-        starter(fn, event, state, kind)
+        raise RuntimeError(
+            f"async handler {event.name} needs the machine running: "
+            "use `async with machine:`"
+        )
 
     def _run(self, mut: Mutation) -> Result:
         """Run one transition (semantics §5.2)."""
@@ -737,15 +807,15 @@ class Machine:
                 if lvl <= level:
                     self._log(lvl, text)
         tracers = self._tracers
-        if not plan.accepted:
+        if self._hp_off or not plan.accepted:
             hp = None
-        elif plan.handlers_gen == self._hp_key:
-            hp = plan.handlers
         else:
-            hp = self._handler_plan(plan)
+            hp = self._hp_cache.get(plan, _MISSING)
+            if hp is _MISSING:
+                hp = self._handler_plan(plan)
         tx: Transition | None = None
         if hp is not None or tracers:
-            tx = Transition(self, mut, plan)
+            tx = Transition(_api(self), mut, plan)
             self._tx = tx
             if tracers:
                 for t in tracers:
@@ -799,7 +869,7 @@ class Machine:
 
         # final handlers
         if hp is not None:
-            hp2 = hp if plan.handlers is hp else self._handler_plan(plan)
+            hp2 = self._handler_plan(plan) if mut.auto else hp
             if hp2 is not None and hp2.final:
                 assert tx is not None
                 try:
@@ -811,10 +881,8 @@ class Machine:
                     self._end_tx(tx)
                     return _CANCELED
 
-        if changes and self._tick_watchers:
-            names = [c[0] for c in changes]
-            for w in tuple(self._tick_watchers):
-                w(names)
+        if self._watch:
+            self._subs_after_tx(mut, plan, len(plan.enters))
 
         # auto states
         if (
@@ -869,25 +937,28 @@ class Machine:
 
     def _auto_candidates(self) -> tuple[str, ...]:
         mask = self._mask
-        cands = self._auto_cache.get(mask)
-        if cands is None:
+        cached = self._auto_cache.get(mask)
+        if cached is None:
             cs = self._cs
             active = self._active(mask)
             out = []
+            logs = []
             for s in cs.auto:
                 if self._ticks[s] & 1:
                     continue
                 blocker = next((a for a in active if s in cs.remove_sets[a]), None)
                 if blocker is not None:
-                    if self._log_level >= _EVERYTHING:
-                        self._log(_EVERYTHING, f"[auto:rel:remove] {s} by {blocker}")
+                    logs.append(f"[auto:rel:remove] {s} by {blocker}")
                     continue
                 out.append(s)
-            cands = tuple(out)
+            cached = (tuple(out), tuple(logs))
             if len(self._auto_cache) >= _PLAN_CACHE_MAX:
                 self._auto_cache.clear()
-            self._auto_cache[mask] = cands
-        return cands
+            self._auto_cache[mask] = cached
+        if cached[1] and self._log_level >= _EVERYTHING:
+            for text in cached[1]:
+                self._log(_EVERYTHING, text)
+        return cached[0]
 
     def _negotiate(
         self, tx: Transition, mut: Mutation, plan: Plan, hp: _HandlerPlan
@@ -995,10 +1066,9 @@ class Machine:
             if undone and self._ctxs:
                 self._expire_ctxs(undone)
             tx._clock_after = dict(ticks)
-        if p.kind >= _END and self._tick_watchers and plan.changes:
-            names = [c[0] for c in plan.changes]
-            for w in tuple(self._tick_watchers):
-                w(names)
+        if p.kind >= _END and self._watch:
+            done = plan.enters.index(p.state) if p.kind == _STATE else len(plan.enters)
+            self._subs_after_tx(mut, plan, done)
         self._end_tx(tx)
         if EXCEPTION in mut.called:
             return _CANCELED
@@ -1224,7 +1294,7 @@ class Machine:
     # --------------------------------------------------------------- eval
 
     def eval(
-        self, fn: Callable[[], object], *, source: str = "", ctx: StateCtx | None = None
+        self, fn: Callable[[], object], *, source: str = "", ctx: CtxBase | None = None
     ) -> bool:
         """Run `fn` between transitions; mutations it makes are queued.
 
@@ -1265,7 +1335,7 @@ class Machine:
         self._bind_count += 1
         self._bindings.append(binding)
         self._bind_gen += 1
-        self._update_hp_key()
+        self._handlers_changed()
         if self._log_level >= _OPS:
             self._log(_OPS, f"[handlers] bind {binding.number}:{binding_id}")
         first = not self._ever_bound
@@ -1281,7 +1351,7 @@ class Machine:
             if b.id == binding_id:
                 del self._bindings[i]
                 self._bind_gen += 1
-                self._update_hp_key()
+                self._handlers_changed()
                 if self._log_level >= _OPS:
                     self._log(_OPS, f"[handlers] detach {b.number}:{binding_id}")
                 return
@@ -1301,7 +1371,7 @@ class Machine:
         if tracer in self._tracers:
             raise ValueError("this tracer is already bound")
         self._tracers.append(tracer)
-        tracer.machine_init(self)
+        tracer.machine_init(_api(self))
 
     def detach_tracer(self, tracer: Tracer) -> None:
         """Detach a bound tracer."""
@@ -1356,16 +1426,18 @@ class Machine:
 
     # ------------------------------------------------------------- contexts
 
-    def new_state_ctx(self, state: str) -> StateCtx:
+    _ctx_class: type[CtxBase] = CtxBase
+
+    def new_state_ctx(self, state: str) -> CtxBase:
         """A context bound to `state`'s current tick (semantics §2.3)."""
         if self._disposed:
-            return StateCtx(self, state, 0, True)
+            return self._ctx_class(self, state, 0, True)
         self._check1(state)
-        ctx = self._ctxs.get(state)
+        ctx: CtxBase | None = self._ctxs.get(state)
         if ctx is not None:
             return ctx
         tick = self._ticks[state]
-        ctx = StateCtx(self, state, tick, False)
+        ctx = self._ctx_class(self, state, tick, False)
         self._ctxs[state] = ctx
         if self._log_level >= _OPS:
             self._log(_OPS, f"[ctx:new] {state}")
@@ -1387,6 +1459,8 @@ class Machine:
         if self._disposed:
             fn()
             return
+        if self._on_dispose is None:
+            self._on_dispose = []
         self._on_dispose.append(fn)
 
     def dispose(self) -> None:
@@ -1414,8 +1488,8 @@ class Machine:
         self._mask = 0
         self._disposed = True
         callbacks = self._on_dispose
-        self._on_dispose = []
-        for fn in callbacks:
+        self._on_dispose = None
+        for fn in callbacks or ():
             fn()
         for t in self._tracers:
             t.machine_dispose(self._id)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ._types import EXCEPTION, SchemaError, State
 
-__all__ = ["CompiledSchema", "s_add", "schema_merge"]
+__all__ = ["CompiledSchema", "compile_schema", "s_add", "schema_merge"]
 
 
 def schema_merge(*schemas: Mapping[str, State]) -> dict[str, State]:
@@ -27,10 +28,41 @@ def s_add(*lists: Iterable[str]) -> list[str]:
     return list(out)
 
 
+_COMPILED: dict[tuple[tuple[str, State], ...], CompiledSchema] = {}
+_COMPILED_MAX = 256
+
+
+def compile_schema(schema: Mapping[str, State]) -> CompiledSchema:
+    """Return the compiled form of `schema`, shared by equal schemas."""
+    if not isinstance(schema, Mapping):
+        raise TypeError(
+            f"schema must be a mapping of names to am.State, got {type(schema)!r}"
+        )
+    try:
+        key = tuple(schema.items())
+        cached = _COMPILED.get(key)
+    except TypeError:
+        return CompiledSchema(schema)
+    if cached is not None:
+        return cached
+    cs = CompiledSchema(schema)
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    _COMPILED[key] = cs
+    return cs
+
+
 class CompiledSchema:
-    """A normalised, validated schema with the lookups resolution needs."""
+    """A normalised, validated schema with the lookups resolution needs.
+
+    Compiled schemas are shared by machines with equal schemas, and so are
+    the caches of resolved plans they hold.
+    """
 
     __slots__ = (
+        "active_cache",
+        "auto_cache",
+        "plans",
         "adds",
         "after",
         "auto",
@@ -85,6 +117,9 @@ class CompiledSchema:
         self.after = {n: frozenset(s.after) for n, s in states.items()}
         self.relation_error = ""
         self.topology = self._topology()
+        self.plans: dict[tuple[Any, ...], Any] = {}
+        self.auto_cache: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.active_cache: dict[int, tuple[str, ...]] = {0: ()}
 
     def _normalise(self, name: str, st: State) -> State:
         for rel in ("require", "add", "remove", "after"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._machine import Machine
+    from ._runtime import Machine
     from ._transition import Mutation, Transition
 
 __all__ = ["Tracer"]

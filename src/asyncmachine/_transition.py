@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, final
 from ._types import Clock, MutationType
 
 if TYPE_CHECKING:
-    from ._machine import Machine
     from ._resolve import Plan
+    from ._runtime import Machine
 
 __all__ = ["Event", "Mutation", "Transition"]
 

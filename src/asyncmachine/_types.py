@@ -51,7 +51,7 @@ def _names(value: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class State:
     """One state of a schema: its flags and its relations to other states."""
 

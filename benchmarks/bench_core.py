@@ -1,0 +1,513 @@
+"""Benchmark the synchronous core against the `transitions` library.
+
+Runs the same workloads, in one process, on:
+
+- ``asyncmachine``: ``am.Machine`` (synchronous core, no event loop);
+- ``transitions``: its plain synchronous ``Machine``;
+- ``transitions async``: its asyncio ``AsyncMachine``, awaited inside one
+  asyncio event loop.
+
+and prints nanoseconds per operation plus the ratio asyncmachine /
+transitions (sync): below 1.0 means asyncmachine is faster.
+
+Workloads:
+
+a. toggle: A and B remove each other; alternate ``add1("A")`` / ``add1("B")``.
+b. toggle + handlers: the same with an Enter (negotiation) and a State
+   (final) handler on each state; transitions gets a condition and an
+   ``on_enter`` callback on each.
+c. wide: 20 states in one mutually exclusive group; ``add1`` the next one.
+d. canceled: ``add1("A")`` where A requires the inactive B; transitions gets
+   a trigger whose condition is false.
+e. is1: ``is1("A")`` / ``is_A()``.
+f. create: build a two-state machine.
+
+Usage::
+
+    python benchmarks/bench_core.py            # full run (about 30 s)
+    python benchmarks/bench_core.py --quick    # smoke run, a second or two
+    python benchmarks/bench_core.py --markdown # print a Markdown table
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from transitions import Machine as TMachine
+from transitions.extensions.asyncio import AsyncMachine as TAsyncMachine
+
+import asyncmachine as am
+
+SyncOp = Callable[[], object]
+AsyncOp = Callable[[], Awaitable[object]]
+
+WIDE = 20
+
+
+# ---------------------------------------------------------------------------
+# timing
+
+
+@dataclass(frozen=True)
+class Timing:
+    min_time: float  # seconds one repeat should take at least
+    repeat: int  # best of N
+
+
+def _calibrate(run: Callable[[int], int], min_time: float) -> int:
+    """Find a loop count whose run takes at least `min_time`."""
+    number = 1
+    while True:
+        if run(number) >= min_time * 1e9 or number >= 1 << 26:
+            return number
+        number *= 2
+
+
+def measure(op: SyncOp, ops_per_call: int, timing: Timing) -> float:
+    """Best-of-N nanoseconds per operation of a synchronous callable."""
+
+    def run(number: int) -> int:
+        loop = itertools.repeat(None, number)
+        start = time.perf_counter_ns()
+        for _ in loop:
+            op()
+        return time.perf_counter_ns() - start
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        number = _calibrate(run, timing.min_time)  # also the warm-up
+        best = min(run(number) for _ in range(timing.repeat))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return best / (number * ops_per_call)
+
+
+async def measure_async(op: AsyncOp, ops_per_call: int, timing: Timing) -> float:
+    """Best-of-N nanoseconds per operation of a coroutine function."""
+
+    async def run(number: int) -> int:
+        loop = itertools.repeat(None, number)
+        start = time.perf_counter_ns()
+        for _ in loop:
+            await op()
+        return time.perf_counter_ns() - start
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        number = 1
+        while await run(number) < timing.min_time * 1e9 and number < 1 << 26:
+            number *= 2
+        best = min([await run(number) for _ in range(timing.repeat)])
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return best / (number * ops_per_call)
+
+
+# ---------------------------------------------------------------------------
+# asyncmachine workloads
+
+
+def _am(schema: am.Schema, handlers: object | None = None) -> am.Machine:
+    mach = am.Machine(schema, handlers=handlers)
+    mach.log_level = am.LogLevel.NOTHING  # regardless of AM_LOG
+    return mach
+
+
+TOGGLE_SCHEMA: am.Schema = {
+    "A": am.State(remove=["B"]),
+    "B": am.State(remove=["A"]),
+}
+
+
+class AmHandlers:
+    def __init__(self) -> None:
+        self.entered = 0
+
+    def AEnter(self, e: am.Event) -> bool:
+        return True
+
+    def BEnter(self, e: am.Event) -> bool:
+        return True
+
+    def AState(self, e: am.Event) -> None:
+        self.entered += 1
+
+    def BState(self, e: am.Event) -> None:
+        self.entered += 1
+
+
+def am_toggle(handlers: bool) -> tuple[SyncOp, int]:
+    h = AmHandlers() if handlers else None
+    mach = _am(TOGGLE_SCHEMA, h)
+    add1 = mach.add1
+    add1("A")
+    assert add1("B") == am.Result.EXECUTED and add1("A") == am.Result.EXECUTED
+    assert mach.active_states == ["A"], mach
+    if h is not None:
+        assert h.entered == 3, h.entered
+
+    def op() -> None:
+        add1("B")
+        add1("A")
+
+    return op, 2
+
+
+def am_wide() -> tuple[SyncOp, int]:
+    names = [f"S{i}" for i in range(WIDE)]
+    mach = _am({name: am.State(remove=names) for name in names})
+    add1 = mach.add1
+    add1(names[0])
+    nxt = itertools.cycle(names[1:] + names[:1]).__next__
+    for _ in range(WIDE):  # one full round, checked
+        assert add1(nxt()) == am.Result.EXECUTED
+    assert mach.active_states == [names[0]], mach
+
+    def op() -> None:
+        add1(nxt())
+
+    return op, 1
+
+
+def am_canceled() -> tuple[SyncOp, int]:
+    mach = _am({"A": am.State(require=["B"]), "B": am.State()})
+    add1 = mach.add1
+    assert add1("A") == am.Result.CANCELED
+
+    def op() -> None:
+        add1("A")
+
+    return op, 1
+
+
+def am_is1() -> tuple[SyncOp, int]:
+    mach = _am(TOGGLE_SCHEMA)
+    mach.add1("A")
+    is1 = mach.is1
+    assert is1("A")
+
+    def op() -> None:
+        is1("A")
+
+    return op, 1
+
+
+def am_create() -> tuple[SyncOp, int]:
+    def op() -> None:
+        am.Machine(TOGGLE_SCHEMA)
+
+    return op, 1
+
+
+# ---------------------------------------------------------------------------
+# transitions workloads (the machine is its own model unless handlers are used)
+
+TOGGLE_TRANSITIONS = [
+    {"trigger": "go_a", "source": "B", "dest": "A"},
+    {"trigger": "go_b", "source": "A", "dest": "B"},
+]
+TOGGLE_TRANSITIONS_COND = [{**t, "conditions": "allow"} for t in TOGGLE_TRANSITIONS]
+
+
+class TModel:
+    """A model with a condition (negotiation) and on_enter (final) callbacks."""
+
+    def __init__(self) -> None:
+        self.entered = 0
+
+    def allow(self) -> bool:
+        return True
+
+    def on_enter_A(self) -> None:
+        self.entered += 1
+
+    def on_enter_B(self) -> None:
+        self.entered += 1
+
+
+def _t_toggle(cls: type[TMachine], handlers: bool) -> tuple[Any, Any]:
+    if handlers:
+        model: Any = TModel()
+        cls(
+            model=model,
+            states=["A", "B"],
+            initial="A",
+            auto_transitions=False,
+            transitions=TOGGLE_TRANSITIONS_COND,
+        )
+        return model, model
+    mach = cls(
+        states=["A", "B"],
+        initial="A",
+        auto_transitions=False,
+        transitions=TOGGLE_TRANSITIONS,
+    )
+    return mach, None
+
+
+def t_toggle(handlers: bool) -> tuple[SyncOp, int]:
+    m, model = _t_toggle(TMachine, handlers)
+    go_a, go_b = m.go_a, m.go_b
+    assert go_b() and go_a() and m.state == "A"
+    if model is not None:
+        assert model.entered == 2, model.entered
+
+    def op() -> None:
+        go_b()
+        go_a()
+
+    return op, 2
+
+
+def _t_wide(cls: type[TMachine]) -> Any:
+    m = cls(states=[f"S{i}" for i in range(WIDE)], initial="S0", auto_transitions=False)
+    m.add_ordered_transitions(loop=True)
+    return m
+
+
+def t_wide() -> tuple[SyncOp, int]:
+    m = _t_wide(TMachine)
+    for _ in range(WIDE):
+        assert m.next_state()
+    assert m.state == "S0"
+    return m.next_state, 1
+
+
+def _t_canceled(cls: type[TMachine]) -> Any:
+    return cls(
+        states=["A", "B"],
+        initial="A",
+        auto_transitions=False,
+        transitions=[{"trigger": "go", "source": "A", "dest": "B", "conditions": "no"}],
+    )
+
+
+def _no() -> bool:
+    return False
+
+
+def t_canceled() -> tuple[SyncOp, int]:
+    m = _t_canceled(TMachine)
+    m.no = _no
+    assert m.go() is False and m.state == "A"
+    return m.go, 1
+
+
+def t_is1() -> tuple[SyncOp, int]:
+    m = TMachine(states=["A", "B"], initial="A")
+    assert m.is_A()
+    return m.is_A, 1
+
+
+def t_create() -> tuple[SyncOp, int]:
+    def op() -> None:
+        TMachine(
+            states=["A", "B"],
+            initial="A",
+            auto_transitions=False,
+            transitions=TOGGLE_TRANSITIONS,
+        )
+
+    return op, 1
+
+
+# transitions' AsyncMachine: triggers are coroutine functions
+
+
+async def ta_toggle(handlers: bool) -> tuple[AsyncOp, int]:
+    m, model = _t_toggle(TAsyncMachine, handlers)
+    go_a, go_b = m.go_a, m.go_b
+    assert await go_b() and await go_a() and m.state == "A"
+    if model is not None:
+        assert model.entered == 2, model.entered
+
+    async def op() -> None:
+        await go_b()
+        await go_a()
+
+    return op, 2
+
+
+async def ta_wide() -> tuple[AsyncOp, int]:
+    m = _t_wide(TAsyncMachine)
+    for _ in range(WIDE):
+        assert await m.next_state()
+    assert m.state == "S0"
+    return m.next_state, 1
+
+
+async def ta_canceled() -> tuple[AsyncOp, int]:
+    m = _t_canceled(TAsyncMachine)
+    m.no = _no
+    assert await m.go() is False and m.state == "A"
+    return m.go, 1
+
+
+async def ta_create() -> tuple[AsyncOp, int]:
+    async def op() -> None:
+        TAsyncMachine(
+            states=["A", "B"],
+            initial="A",
+            auto_transitions=False,
+            transitions=TOGGLE_TRANSITIONS,
+        )
+
+    return op, 1
+
+
+# ---------------------------------------------------------------------------
+# the table
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    ours: Callable[[], tuple[SyncOp, int]]
+    theirs: Callable[[], tuple[SyncOp, int]]
+    theirs_async: Callable[[], Awaitable[tuple[AsyncOp, int]]] | None
+
+
+WORKLOADS = [
+    Workload(
+        "a",
+        "toggle",
+        lambda: am_toggle(False),
+        lambda: t_toggle(False),
+        lambda: ta_toggle(False),
+    ),
+    Workload(
+        "b",
+        "toggle + handlers",
+        lambda: am_toggle(True),
+        lambda: t_toggle(True),
+        lambda: ta_toggle(True),
+    ),
+    Workload("c", f"wide ({WIDE} states)", am_wide, t_wide, ta_wide),
+    Workload("d", "canceled add1", am_canceled, t_canceled, ta_canceled),
+    Workload("e", "is1", am_is1, t_is1, None),
+    Workload("f", "create machine", am_create, t_create, ta_create),
+]
+
+
+@dataclass
+class Row:
+    workload: Workload
+    ours: float
+    theirs: float
+    theirs_async: float | None
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.theirs
+
+
+def run(workloads: list[Workload], timing: Timing) -> list[Row]:
+    rows = []
+    for w in workloads:
+        ours = measure(*w.ours(), timing)
+        theirs = measure(*w.theirs(), timing)
+        rows.append(Row(w, ours, theirs, None))
+
+    async def run_async() -> None:
+        for row in rows:
+            factory = row.workload.theirs_async
+            if factory is not None:
+                row.theirs_async = await measure_async(*await factory(), timing)
+
+    asyncio.run(run_async())
+    return rows
+
+
+def _ns(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def render(rows: list[Row], markdown: bool) -> str:
+    head = [
+        "workload",
+        "asyncmachine ns/op",
+        "transitions ns/op",
+        "transitions async ns/op",
+        "ratio (am / transitions)",
+    ]
+    body = [
+        [
+            f"{r.workload.key}. {r.workload.title}",
+            _ns(r.ours),
+            _ns(r.theirs),
+            _ns(r.theirs_async),
+            f"{r.ratio:.2f}",
+        ]
+        for r in rows
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |"]
+        lines.append("| --- |" + " ---: |" * (len(head) - 1))
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    lines = []
+    for cells in [head, *body]:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        lines.append("  ".join([first, *rest]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: tiny loops, no real figures"
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print a Markdown table"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated workload keys, e.g. a,b"
+    )
+    parser.add_argument("--repeat", type=int, help="best of N (default 5, quick 2)")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        help="seconds per repeat (default 0.2, quick 0.002)",
+    )
+    args = parser.parse_args(argv)
+
+    timing = Timing(
+        min_time=args.min_time or (0.002 if args.quick else 0.2),
+        repeat=args.repeat or (2 if args.quick else 5),
+    )
+    keys = {k.strip() for k in args.only.split(",") if k.strip()}
+    unknown = keys - {w.key for w in WORKLOADS}
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+    workloads = [w for w in WORKLOADS if not keys or w.key in keys]
+
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"asyncmachine {version('asyncmachine')}, transitions {version('transitions')}"
+        f"; best of {timing.repeat}, >= {timing.min_time}s per repeat"
+        + (" [QUICK: figures are not meaningful]" if args.quick else "")
+    )
+    rows = run(workloads, timing)
+    print(render(rows, args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
