@@ -5,10 +5,9 @@ state and a "done" state, and the two remove each other. Processing and
 uploading are Auto states: each one starts by itself as soon as the previous
 step is done, because it requires that step's "done" state.
 
-The machine itself is synchronous. The work runs in this example's own anyio
-task group: the final handlers (``...State``) start it as tasks. A task
-checks, when its work is finished, that its state is still in the same
-activation (the same tick) before it moves the flow on.
+The machine runs as an anyio task group (``async with``). Each activity is
+an async final handler, which the machine runs as a task bound to its
+state's context: it is cancelled if the state ends first.
 
 Run it with ``python examples/file_processing.py``.
 """
@@ -16,7 +15,6 @@ Run it with ``python examples/file_processing.py``.
 from __future__ import annotations
 
 import anyio
-import anyio.abc
 
 import asyncmachine as am
 
@@ -71,42 +69,43 @@ class PrintTransitions(am.Tracer):
 
 
 class FileProcessing:
-    """Handlers: each activity's ``State`` handler starts its work as a task."""
+    """Handlers: each activity's ``State`` handler is an async final handler.
 
-    def __init__(self, tg: anyio.abc.TaskGroup, path: str) -> None:
-        self.tg = tg
+    The machine starts it as a task in its own task group, inside a cancel
+    scope bound to that state: if the state ends before the work is done,
+    the work is cancelled. An exception raised here becomes the Exception
+    state.
+    """
+
+    def __init__(self, path: str) -> None:
         self.path = path
 
-    def DownloadingFileState(self, e: am.Event) -> None:
-        self.start(e.machine, S.DownloadingFile, S.FileDownloaded)
+    async def DownloadingFileState(self, e: am.Event) -> None:
+        await self.work(e.machine, S.FileDownloaded)
 
-    def ProcessingFileState(self, e: am.Event) -> None:
-        self.start(e.machine, S.ProcessingFile, S.FileProcessed)
+    async def ProcessingFileState(self, e: am.Event) -> None:
+        await self.work(e.machine, S.FileProcessed)
 
-    def UploadingFileState(self, e: am.Event) -> None:
-        self.start(e.machine, S.UploadingFile, S.FileUploaded)
+    async def UploadingFileState(self, e: am.Event) -> None:
+        await self.work(e.machine, S.FileUploaded)
 
-    def start(self, mach: am.Machine, state: str, done: str) -> None:
-        # remember which activation of `state` this work belongs to
-        self.tg.start_soon(self.work, mach, state, done, mach.tick(state))
-
-    async def work(self, mach: am.Machine, state: str, done: str, tick: int) -> None:
+    async def work(self, mach: am.Machine, done: str) -> None:
         await anyio.sleep(0.01)  # the activity's real work
-        if mach.tick(state) != tick:
-            return  # the state changed meanwhile: drop the result
         mach.add1(done, {"path": self.path})
 
 
 async def main(backend: str) -> None:
-    mach = am.Machine(SCHEMA, id=f"files-{backend}")
-    mach.bind_tracer(PrintTransitions(backend))
     with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            mach.bind_handlers(FileProcessing(tg, "report.pdf"))
+        async with am.Machine(SCHEMA, id=f"files-{backend}") as mach:
+            mach.bind_tracer(PrintTransitions(backend))
+            mach.bind_handlers(FileProcessing("report.pdf"))
+            uploaded = mach.when1(S.FileUploaded)
+            failed = mach.when_err()
             mach.add1(S.DownloadingFile, {"path": "report.pdf"})
-    # the task group waited for every task: the flow has finished
-    assert mach.is_([S.FileDownloaded, S.FileProcessed, S.FileUploaded]), mach
-    print(f"[{backend:7}] done: {mach.string_all()}")
+            await uploaded
+            assert not failed.is_set(), mach.err
+            assert mach.is_([S.FileDownloaded, S.FileProcessed, S.FileUploaded]), mach
+            print(f"[{backend:7}] done: {mach.string_all()}")
 
 
 if __name__ == "__main__":
