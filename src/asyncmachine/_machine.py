@@ -864,9 +864,6 @@ class CoreMachine:
                 self._log_state_line(mut, plan)
             if self._ctxs:
                 self._expire_ctxs(changes)
-        if tx is not None:
-            tx._clock_after = dict(self._ticks)
-
         # final handlers
         if hp is not None:
             hp2 = self._handler_plan(plan) if mut.auto else hp
@@ -1065,7 +1062,8 @@ class CoreMachine:
                 self._log(_OPS, f"[recover] partial final states as ({active})")
             if undone and self._ctxs:
                 self._expire_ctxs(undone)
-            tx._clock_after = dict(ticks)
+        if p.kind >= _END:
+            tx._clock_after = dict(self._ticks)
         if p.kind >= _END and self._watch:
             done = plan.enters.index(p.state) if p.kind == _STATE else len(plan.enters)
             self._subs_after_tx(mut, plan, done)
