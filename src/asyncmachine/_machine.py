@@ -83,6 +83,13 @@ class _ZeroTicks(dict[str, int]):
         return 0
 
 
+class _Off(dict[str, bool]):
+    """The active flags of a disposed machine: every name reads as False."""
+
+    def __missing__(self, key: str) -> bool:
+        return False
+
+
 class _Breakpoint:
     __slots__ = ("added", "removed", "strict")
 
@@ -150,6 +157,7 @@ class CoreMachine:
         "_loop_thread",
         "_mask",
         "_n",
+        "_on",
         "_on_dispose",
         "_p",
         "_parent_id",
@@ -205,6 +213,7 @@ class CoreMachine:
         self._tags: tuple[str, ...] = tuple(dict.fromkeys(tags))
 
         self._ticks: dict[str, int] = dict.fromkeys(cs.names, 0)
+        self._on: dict[str, bool] = dict.fromkeys(cs.names, False)
         self._mask = 0
         self._plans: dict[tuple[Any, ...], Plan] = cs.plans
         self._auto_cache = cs.auto_cache
@@ -857,8 +866,10 @@ class CoreMachine:
         changes = plan.changes
         if changes:
             ticks = self._ticks
-            for name, delta in changes:
+            on = self._on
+            for name, delta, flag in plan.apply:
                 ticks[name] += delta
+                on[name] = flag
             self._mask = plan.after_mask
             if level >= _CHANGES:
                 self._log_state_line(mut, plan)
@@ -1055,6 +1066,7 @@ class CoreMachine:
             for s in finals[idx:]:
                 if ticks[s] & 1:
                     ticks[s] += 1
+                    self._on[s] = False
                     self._mask &= ~(1 << index[s])
                     undone.append((s, 1))
             if level >= _OPS:
@@ -1102,7 +1114,7 @@ class CoreMachine:
     def is1(self, state: str) -> bool:
         """True if `state` is active."""
         try:
-            return self._ticks[state] & 1 == 1
+            return self._on[state]
         except KeyError:
             raise self._bad_name(state) from None
 
@@ -1483,6 +1495,7 @@ class CoreMachine:
         for ctx in ctxs:
             ctx._expire()
         self._ticks = _ZeroTicks()
+        self._on = _Off()
         self._mask = 0
         self._disposed = True
         callbacks = self._on_dispose

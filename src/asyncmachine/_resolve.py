@@ -28,6 +28,7 @@ class Plan:
     __slots__ = (
         "accepted",
         "after_mask",
+        "apply",
         "auto_candidates",
         "before",
         "before_set",
@@ -46,6 +47,7 @@ class Plan:
 
     accepted: bool
     after_mask: int
+    apply: tuple[tuple[str, int, bool], ...]
     before: tuple[str, ...]
     before_set: frozenset[str]
     called: tuple[str, ...]
@@ -222,6 +224,7 @@ def _exits_enters(cs: CompiledSchema, plan: Plan) -> None:
             changes.append((s, 2))
     plan.enters = tuple(enters)
     plan.changes = tuple([(s, 1) for s in plan.exits] + changes)
+    plan.apply = tuple((s, d, s not in plan.exits) for s, d in plan.changes)
     index = cs.index
     mask = 0
     for s in target:
