@@ -52,9 +52,11 @@ def types(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the transitions library (``-- --quick`` for a smoke run)."""
+    """Benchmarks: the core against the transitions library, the runtime
+    against bare anyio (``-- --quick`` for a smoke run, ``-- --markdown``)."""
     _install(session)
     session.run("python", "benchmarks/bench_core.py", *session.posargs)
+    session.run("python", "benchmarks/bench_runtime.py", *session.posargs)
 
 
 @nox.session

@@ -534,6 +534,8 @@ class CoreMachine:
             self._tx = None
         if self._disposing:
             self._finish_dispose()
+        elif self._watch_queue:
+            self._subs_queue_end()
         return result
 
     def _run_queue(self) -> None:
@@ -1054,10 +1056,9 @@ class CoreMachine:
             raise exc
         tx.is_accepted = False
         level = self._log_level
-        if p.kind < _END:
-            if level >= _OPS:
-                self._log(_OPS, f"[cancel] ({' '.join(tx.target_states)}) by recover")
-        elif p.kind == _STATE:
+        if level >= _OPS:
+            self._log(_OPS, f"[cancel] ({' '.join(tx.target_states)}) by recover")
+        if p.kind == _STATE:
             finals = (*plan.exits, *plan.enters)
             idx = finals.index(p.state)
             ticks = self._ticks

@@ -172,6 +172,7 @@ class WhenEvent:
 
 class _Sub:
     __slots__ = (
+        "ctx",
         "ctx_unregister",
         "detached",
         "event",
@@ -198,6 +199,7 @@ class _Sub:
         self.event = WhenEvent()
         self.event._sub = self
         self.detached = False
+        self.ctx: CtxBase | None = None
         self.ctx_unregister: Callable[[], None] | None = None
 
 
@@ -333,13 +335,31 @@ class Machine(CoreMachine):
         call from inside a handler, which also adds an Exception).
         """
         if self._is_foreign():
-            try:
-                return self._in_loop(
-                    lambda: CoreMachine.eval(self, fn, source=source, ctx=ctx)
-                )
-            except RuntimeError:
-                return False
+            return self._eval_foreign(fn, source, ctx)
         return super().eval(fn, source=source, ctx=ctx)
+
+    def _eval_foreign(
+        self, fn: Callable[[], object], source: str, ctx: CtxBase | None
+    ) -> bool:
+        # through the inbox, so it runs after this thread's earlier mutations
+        done = threading.Event()
+        out: list[Any] = [False, None]
+
+        def call() -> None:
+            try:
+                out[0] = CoreMachine.eval(self, fn, source=source, ctx=ctx)
+            except BaseException as exc:
+                out[1] = exc
+            finally:
+                done.set()
+
+        self._to_inbox(call)
+        while not done.wait(0.05):
+            if self._disposed or self._inbox_send is None:
+                return False
+        if out[1] is not None:
+            raise out[1]
+        return bool(out[0])
 
     def dispose(self) -> None:
         """Stop the machine: cancel its tasks and contexts, wake waiters."""
@@ -463,7 +483,8 @@ class Machine(CoreMachine):
         key: Any = None
         if kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
             try:
-                key = (kind, frozenset(states), _freeze(values), id(ctx))
+                names: Any = states if kind == _WHEN_TIME else frozenset(states)
+                key = (kind, names, _freeze(values), id(ctx))
                 hash(key)
             except TypeError:
                 key = None
@@ -471,16 +492,22 @@ class Machine(CoreMachine):
                 existing = self._sub_keys.get(key)
                 if existing is not None:
                     return existing.event
+            elif kind == _WHEN_ARGS:
+                for other in self._args_subs.get(states[0], ()):
+                    if other.values == values and other.ctx is ctx:
+                        return other.event
         sub = _Sub(self, kind, states, values, key)
+        sub.ctx = ctx
         self._attach(sub)
-        if ctx is not None:
-            sub.ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
         if self._log_level >= _OPS:
             self._log(_OPS, f"[{_KIND_LOG[kind]}:new] {_describe(sub)}")
         return sub.event
 
     def _attach(self, sub: _Sub) -> None:
         sub.detached = False
+        ctx = sub.ctx
+        if ctx is not None and sub.ctx_unregister is None:
+            sub.ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
         kind = sub.kind
         if sub.key is not None:
             self._sub_keys[sub.key] = sub
@@ -509,9 +536,12 @@ class Machine(CoreMachine):
             return
         sub.detached = True
         self._unlink(sub)
+        if sub.ctx_unregister is not None:
+            sub.ctx_unregister()
+            sub.ctx_unregister = None
 
     def _reattach(self, sub: _Sub) -> None:
-        if self._disposed or self._ready(sub):
+        if self._disposed or self._ready(sub) or (sub.ctx and sub.ctx.expired):
             sub.event._set()
             return
         self._attach(sub)

@@ -1,0 +1,150 @@
+"""Shared helpers for the spec-rule tests (`tests/test_semantics_*.py`).
+
+- `recorder(...)` builds a handler object that records every handler call
+  (by method name, in call order) and can be told to return `False`, raise,
+  or run an action for chosen handler names.
+- `LogSink` captures log lines through the machine's `logger=` sink.
+- `ABCD()` is the plain schema of states A B C D used by many examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import asyncmachine as am
+
+MACH_ID = "mach1"
+PREFIX = f"[{MACH_ID[:5]}] "
+
+HANDLER_SUFFIXES = ("Enter", "Exit", "State", "End")
+NEGOTIATION_SUFFIXES = ("Enter", "Exit")
+
+
+def ABCD(**overrides: am.State) -> dict[str, am.State]:
+    """States A B C D without relations, with some replaced by `overrides`."""
+    schema = {name: am.State() for name in "ABCD"}
+    schema.update(overrides)
+    return schema
+
+
+def handler_names(states: Iterable[str], *, pairs: bool = True) -> list[str]:
+    """Every handler name of `states`: suffix forms, X+Y pairs, Any*."""
+    states = list(states)
+    names = ["AnyEnter", "AnyState"]
+    for x in states:
+        names += [x + suffix for suffix in HANDLER_SUFFIXES]
+    if pairs:
+        for x in states:
+            for y in states:
+                names.append(x + y)
+    return names
+
+
+def _is_negotiation(name: str, states: list[str]) -> bool:
+    if name == "AnyEnter":
+        return True
+    if name == "AnyState":
+        return False
+    for x in states:
+        for suffix in HANDLER_SUFFIXES:
+            if name == x + suffix:
+                return suffix in NEGOTIATION_SUFFIXES
+    return True  # self and cross handlers
+
+
+def recorder(
+    states: Iterable[str],
+    *,
+    returns: Mapping[str, Any] | None = None,
+    raises: Mapping[str, BaseException] | None = None,
+    actions: Mapping[str, Callable[[Any], Any]] | None = None,
+    only: Iterable[str] | None = None,
+    base: type = object,
+) -> Any:
+    """Return a handler object recording its calls in `obj.calls`.
+
+    `returns[name]`: value a negotiation handler returns (default None,
+    which accepts). `raises[name]`: exception the handler raises (after
+    recording and after its action). `actions[name](e)`: called first.
+    `only`: restrict the defined handlers to these names.
+    `obj.events` keeps `(name, e)` pairs.
+    """
+    states = list(states)
+    returns = dict(returns or {})
+    raises = dict(raises or {})
+    actions = dict(actions or {})
+    names = list(only) if only is not None else handler_names(states)
+
+    def make(hname: str, negotiation: bool) -> Callable[[Any, Any], Any]:
+        def handler(self: Any, e: Any) -> Any:
+            self.calls.append(hname)
+            self.events.append((hname, e))
+            if hname in actions:
+                actions[hname](e)
+            if hname in raises:
+                raise raises[hname]
+            if negotiation:
+                return returns.get(hname)
+            return None
+
+        handler.__name__ = hname
+        handler.__qualname__ = f"Recorder.{hname}"
+        return handler
+
+    ns: dict[str, Any] = {
+        name: make(name, _is_negotiation(name, states)) for name in names
+    }
+    cls = type("Recorder", (base,), ns)
+    obj = cls()
+    obj.calls = []
+    obj.events = []
+    return obj
+
+
+class LogSink:
+    """A `logger=` sink that keeps `(level, text)` pairs."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[am.LogLevel, str]] = []
+
+    def __call__(self, level: am.LogLevel, text: str) -> None:
+        self.records.append((level, text))
+
+    def clear(self) -> None:
+        self.records.clear()
+
+    @property
+    def lines(self) -> list[str]:
+        """The first line of every record, without the `[mach1] ` prefix."""
+        out = []
+        for _level, text in self.records:
+            first = text.split("\n", 1)[0]
+            if first.startswith(PREFIX):
+                first = first[len(PREFIX) :]
+            out.append(first)
+        return out
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        return [line for line in self.lines if line.startswith(prefix)]
+
+    def levels_of(self, prefix: str) -> list[int]:
+        out = []
+        for (level, _text), line in zip(self.records, self.lines, strict=True):
+            if line.startswith(prefix):
+                out.append(int(level))
+        return out
+
+    @property
+    def text(self) -> str:
+        return "\n".join(text for _level, text in self.records)
+
+
+def logged_machine(
+    schema: Mapping[str, am.State],
+    level: am.LogLevel = am.LogLevel.OPS,
+    **kwargs: Any,
+) -> tuple[am.Machine, LogSink]:
+    sink = LogSink()
+    mach = am.Machine(schema, id=MACH_ID, log_level=level, logger=sink, **kwargs)
+    return mach, sink
