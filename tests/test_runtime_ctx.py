@@ -6,8 +6,6 @@ Ports of the Go tests `TestStateCtx` and `TestStateCtxBasic`.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any
 
 import anyio
@@ -15,6 +13,7 @@ import anyio.lowlevel
 import pytest
 
 import asyncmachine as am
+from deadline import bound_async_tests
 
 #: a safety net against hangs; nothing here should take more than microseconds
 TIMEOUT = 2
@@ -653,21 +652,5 @@ def test_add_err_with_a_cancellation_is_refused() -> None:
     assert not m.is_err()
 
 
-# ---------------------------------------------------------------------------
-
-
-def _bounded(fn: Any) -> Any:
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with anyio.fail_after(TIMEOUT):
-            return await fn(*args, **kwargs)
-
-    return wrapper
-
-
-# every async test gets a deadline: a broken runtime fails the test, it
-# never hangs the suite
-for _name, _fn in list(globals().items()):
-    if _name.startswith("test_") and inspect.iscoroutinefunction(_fn):
-        globals()[_name] = _bounded(_fn)
-del _name, _fn
+# every async test gets a deadline
+bound_async_tests(globals(), TIMEOUT)

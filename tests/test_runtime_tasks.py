@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import functools
 import gc
-import inspect
 import warnings
 from typing import Any
 
@@ -16,6 +14,7 @@ import anyio.lowlevel
 import pytest
 
 import asyncmachine as am
+from deadline import bound_async_tests
 
 #: a safety net against hangs; nothing here should take more than microseconds
 TIMEOUT = 2
@@ -495,21 +494,5 @@ def test_no_warnings_leak_from_a_full_lifecycle() -> None:
     assert [str(w.message) for w in caught] == []
 
 
-# ---------------------------------------------------------------------------
-
-
-def _bounded(fn: Any) -> Any:
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with anyio.fail_after(TIMEOUT):
-            return await fn(*args, **kwargs)
-
-    return wrapper
-
-
-# every async test gets a deadline: a broken runtime fails the test, it
-# never hangs the suite
-for _name, _fn in list(globals().items()):
-    if _name.startswith("test_") and inspect.iscoroutinefunction(_fn):
-        globals()[_name] = _bounded(_fn)
-del _name, _fn
+# every async test gets a deadline
+bound_async_tests(globals(), TIMEOUT)

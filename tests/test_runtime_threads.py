@@ -11,8 +11,6 @@ later add while it is active +2; a plain add/remove pair ticks +2.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
 from typing import Any
 
@@ -22,6 +20,7 @@ import anyio.to_thread
 import pytest
 
 import asyncmachine as am
+from deadline import bound_async_tests
 
 #: a safety net against hangs
 TIMEOUT = 10
@@ -422,21 +421,5 @@ async def test_eval_from_a_thread_sees_that_threads_earlier_mutations() -> None:
         assert stale == [], f"eval saw M's tick before its own adds: {stale[:5]}"
 
 
-# ---------------------------------------------------------------------------
-
-
-def _bounded(fn: Any) -> Any:
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with anyio.fail_after(TIMEOUT):
-            return await fn(*args, **kwargs)
-
-    return wrapper
-
-
-# every async test gets a deadline: a broken runtime fails the test, it
-# never hangs the suite
-for _name, _fn in list(globals().items()):
-    if _name.startswith("test_") and inspect.iscoroutinefunction(_fn):
-        globals()[_name] = _bounded(_fn)
-del _name, _fn
+# every async test gets a deadline
+bound_async_tests(globals(), TIMEOUT)

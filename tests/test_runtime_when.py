@@ -12,8 +12,6 @@ Subscriptions are inspected through the machine's private indexes
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any
 
 import anyio
@@ -21,6 +19,7 @@ import anyio.lowlevel
 import pytest
 
 import asyncmachine as am
+from deadline import bound_async_tests
 
 ABCD = ["A", "B", "C", "D"]
 
@@ -1120,21 +1119,5 @@ async def test_await_event_and_wait_are_the_same() -> None:
         assert ev.is_set()
 
 
-# ---------------------------------------------------------------------------
-
-
-def _bounded(fn: Any) -> Any:
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with anyio.fail_after(TIMEOUT):
-            return await fn(*args, **kwargs)
-
-    return wrapper
-
-
-# every async test gets a deadline: a broken runtime fails the test, it
-# never hangs the suite
-for _name, _fn in list(globals().items()):
-    if _name.startswith("test_") and inspect.iscoroutinefunction(_fn):
-        globals()[_name] = _bounded(_fn)
-del _name, _fn
+# every async test gets a deadline
+bound_async_tests(globals(), TIMEOUT)
