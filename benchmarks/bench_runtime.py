@@ -20,8 +20,8 @@ Workloads:
    (``when1(S)`` vs ``anyio.Event()``); *setup + wake*, the goal metric,
    since a user creates the event every round; and *cycle*, a whole round
    with everything in it (the ready-handshake, identical on both sides, and
-   the ``anyio.Event`` that ``WhenEvent`` creates lazily when first awaited,
-   which falls between the stamps above).
+   the parking of the waiter when it first awaits, which falls between the
+   stamps above).
 
 2. state-context cancel. Per round: ``add1("A")``, ``ctx =
    mach.new_state_ctx("A")``, ``mach.fork(ctx, fn)``; ``fn`` signals that it

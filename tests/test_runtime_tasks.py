@@ -29,7 +29,7 @@ def no_rels(initial: list[str] | None = None, **kw: Any) -> am.Machine:
 
 def all_subs_gone(m: am.Machine) -> bool:
     return not (
-        m._subs
+        m._pending_subs()
         or m._sub_keys
         or m._args_subs
         or m._query_subs

@@ -52,15 +52,12 @@ def rels(initial: list[str] | None = None) -> am.Machine:
 
 def sub_count(m: am.Machine) -> int:
     """How many subscriptions the machine still holds, of every kind."""
-    ids = {id(s) for lst in m._subs.values() for s in lst}
-    ids |= {id(s) for lst in m._args_subs.values() for s in lst}
-    ids |= {id(s) for s in m._query_subs}
-    ids |= {id(s) for s in m._queue_subs}
-    ids |= {id(s) for s in m._queue_end_subs}
-    return len(ids)
+    return len(m._pending_subs())
 
 
 def assert_no_subs(m: am.Machine) -> None:
+    assert m._pending_subs() == []
+    assert not m._watch
     assert m._subs == {}
     assert m._sub_keys == {}
     assert m._args_subs == {}
@@ -451,6 +448,10 @@ def test_identical_subscriptions_share_the_event() -> None:
     # the same state set in another order is the same subscription
     assert m.when(["C", "D"]) is m.when(["D", "C"])
     assert m.when_not(["A", "B"]) is m.when_not(["B", "A"])
+    # one state: the *1 method and the list form are one subscription
+    assert m.when1("D") is m.when(["D"])
+    assert m.when(["D"]) is m.when1("D")
+    assert m.when_not1("B") is m.when_not(["B"])
 
 
 def test_different_subscriptions_get_different_events() -> None:
@@ -1117,6 +1118,78 @@ async def test_await_event_and_wait_are_the_same() -> None:
         await ev
         await ev.wait()
         assert ev.is_set()
+
+
+async def test_awaiting_a_set_event_is_a_checkpoint() -> None:
+    """Like a set `anyio.Event`: a loop over set events still yields."""
+    async with no_rels(["A"]) as m:
+        ev = m.when1("A")
+        assert ev.is_set()
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ev
+        assert scope.cancelled_caught
+
+
+async def test_many_waiters_on_one_event_all_wake() -> None:
+    async with no_rels() as m:
+        woke: list[int] = []
+        parked = 0
+        all_parked = anyio.Event()
+
+        async def waiter(i: int) -> None:
+            nonlocal parked
+            ev = m.when1("A")
+            parked += 1
+            if parked == 5:
+                all_parked.set()
+            await ev
+            woke.append(i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(waiter, i)
+            await all_parked.wait()
+            # one subscription for all five, and it is still pending
+            assert sub_count(m) == 1
+            await anyio.lowlevel.checkpoint()
+            assert woke == []
+            m.add1("A")
+        assert sorted(woke) == [0, 1, 2, 3, 4]
+        assert_no_subs(m)
+
+
+async def test_state_ctx_wait_returns_on_expiry() -> None:
+    async with no_rels(["A"]) as m:
+        ctx = m.new_state_ctx("A")
+        done = anyio.Event()
+
+        async def waiter() -> None:
+            await ctx.wait()
+            done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.lowlevel.checkpoint()
+            assert not done.is_set()
+            m.remove1("A")
+            await done.wait()
+        # an expired context returns at once
+        await ctx.wait()
+
+
+def test_one_state_waits_are_logged() -> None:
+    lines: list[str] = []
+    m = no_rels(log_level=am.LogLevel.OPS, logger=lambda _lvl, text: lines.append(text))
+    m.when1("A")
+    m.add(["A", "B"])
+    m.when_not1("B")
+    m.remove1("B")
+    text = "\n".join(lines)
+    assert "[when:new] A" in text
+    assert "[when:match] A" in text
+    assert "[whenNot:new] B" in text
+    assert "[whenNot:match] B" in text
 
 
 # every async test gets a deadline

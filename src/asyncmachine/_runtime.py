@@ -8,6 +8,7 @@ state contexts become cancel scopes and async final handlers run as tasks.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -39,11 +40,28 @@ T = TypeVar("T")
 
 _OPS: Final = LogLevel.OPS
 _get_ident = threading.get_ident
+_get_running_loop = asyncio.events._get_running_loop
+_checkpoint = anyio.lowlevel.checkpoint
+_trio_ll: Any = None
+
+
+def _trio_lowlevel() -> Any:
+    """`trio.lowlevel`, imported on first use (trio is an optional extra)."""
+    global _trio_ll
+    if _trio_ll is None:
+        import trio.lowlevel
+
+        _trio_ll = trio.lowlevel
+    return _trio_ll
 
 # subscription kinds
 _WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS, _WHEN_QUERY = 0, 1, 2, 3, 4
 _QUEUE, _QUEUE_END, _DISPOSED = 5, 6, 7
+# one state, no ctx: the common waits, indexed by state in plain dicts
+_WHEN1, _WHEN_NOT1 = 8, 9
 _KIND_LOG = {
+    _WHEN1: "when",
+    _WHEN_NOT1: "whenNot",
     _WHEN: "when",
     _WHEN_NOT: "whenNot",
     _WHEN_TIME: "whenTime",
@@ -53,6 +71,14 @@ _KIND_LOG = {
     _QUEUE_END: "whenQueueEnds",
     _DISPOSED: "whenDisposed",
 }
+
+
+def _task_key() -> int:
+    """Identifies the current task (asyncio or trio) while it runs."""
+    loop = _get_running_loop()
+    if loop is not None:
+        return id(asyncio.current_task(loop))
+    return id(_trio_lowlevel().current_task())
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -83,7 +109,7 @@ class StateCtx(CtxBase):
     def __enter__(self) -> anyio.CancelScope:
         scope = anyio.CancelScope()
         unregister = self.on_expire(scope.cancel)
-        key = anyio.get_current_task().id
+        key = _task_key()
         if self._scopes is None:
             self._scopes = {}
         self._scopes.setdefault(key, []).append((scope, unregister))
@@ -96,7 +122,7 @@ class StateCtx(CtxBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        key = anyio.get_current_task().id
+        key = _task_key()
         assert self._scopes is not None
         stack = self._scopes[key]
         scope, unregister = stack.pop()
@@ -109,8 +135,8 @@ class StateCtx(CtxBase):
         """Return once the context has expired."""
         if self._expired:
             return
-        event = anyio.Event()
-        unregister = self.on_expire(event.set)
+        event = WhenEvent()
+        unregister = self.on_expire(event._set)
         try:
             await event.wait()
         finally:
@@ -121,17 +147,42 @@ class WhenEvent:
     """What a when-method returns: set once its condition happened.
 
     `await ev` (or `await ev.wait()`) waits for it; `ev.is_set()` checks.
+    Awaiting a set event is a checkpoint, like awaiting a set `anyio.Event`.
     A waiter cancelled from outside drops the machine's subscription when
     no other task waits on the event; waiting again subscribes again.
+    Await it in the machine's event loop (the thread that runs it).
     """
 
-    __slots__ = ("_event", "_flag", "_sub", "_waiters")
+    # a pending event is also the machine's subscription (one object, so
+    # that setting up and firing a wait stays cheap); the subscription slots
+    # are filled by `_sub()` and unused once the event is set
+    __slots__ = (
+        "_ctx",
+        "_ctx_unregister",
+        "_detached",
+        "_flag",
+        "_futs",
+        "_key",
+        "_kind",
+        "_machine",
+        "_states",
+        "_tasks",
+        "_values",
+    )
+    _kind: int
+    _states: tuple[str, ...]
+    _values: Any
+    _key: Any
+    _ctx: CtxBase | None
+    _ctx_unregister: Callable[[], None] | None
+    _detached: bool
 
     def __init__(self, flag: bool = False) -> None:
         self._flag = flag
-        self._event: anyio.Event | None = None
-        self._waiters = 0
-        self._sub: _Sub | None = None
+        self._machine: Machine | None = None
+        # parked waiters: asyncio futures and trio tasks, created lazily
+        self._futs: list[asyncio.Future[None]] | None = None
+        self._tasks: list[Any] | None = None
 
     def is_set(self) -> bool:
         """True once the condition happened (or the wait was cut short)."""
@@ -139,29 +190,66 @@ class WhenEvent:
 
     def _set(self) -> None:
         self._flag = True
-        self._sub = None
-        if self._event is not None:
-            self._event.set()
+        self._machine = None
+        futs = self._futs
+        if futs is not None:
+            self._futs = None
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(None)
+        tasks = self._tasks
+        if tasks is not None:
+            self._tasks = None
+            reschedule = _trio_lowlevel().reschedule
+            for task in tasks:
+                reschedule(task)
 
     async def wait(self) -> None:
         """Wait until the event is set."""
-        if self._flag:
-            return
-        sub = self._sub
-        if sub is not None and sub.detached:
-            sub.machine._reattach(sub)
-            if self._flag:
+        if not self._flag:
+            machine = self._machine
+            if machine is not None and self._detached:
+                machine._reattach(self)
+            if not self._flag:
+                # park natively: an anyio.Event per wait would cost more
+                # than the whole transition that sets it
+                loop = _get_running_loop()
+                if loop is not None:
+                    fut: asyncio.Future[None] = loop.create_future()
+                    futs = self._futs
+                    if futs is None:
+                        futs = self._futs = []
+                    futs.append(fut)
+                    try:
+                        await fut
+                    finally:
+                        if not self._flag:  # cancelled from outside
+                            futs.remove(fut)
+                            self._parked_left()
+                else:
+                    await self._park_trio()
                 return
-        if self._event is None:
-            self._event = anyio.Event()
-        self._waiters += 1
-        try:
-            await self._event.wait()
-        finally:
-            self._waiters -= 1
-            sub = self._sub
-            if not self._flag and self._waiters == 0 and sub is not None:
-                sub.machine._detach(sub)
+        await _checkpoint()
+
+    async def _park_trio(self) -> None:
+        lowlevel = _trio_lowlevel()
+        task = lowlevel.current_task()
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = []
+        tasks.append(task)
+
+        def abort(_: Any) -> Any:
+            tasks.remove(task)
+            self._parked_left()
+            return lowlevel.Abort.SUCCEEDED
+
+        await lowlevel.wait_task_rescheduled(abort)
+
+    def _parked_left(self) -> None:
+        machine = self._machine
+        if machine is not None and not self._futs and not self._tasks:
+            machine._detach(self)
 
     def __await__(self) -> Any:
         return self.wait().__await__()
@@ -170,37 +258,27 @@ class WhenEvent:
         return f"<WhenEvent {'set' if self._flag else 'pending'}>"
 
 
-class _Sub:
-    __slots__ = (
-        "ctx",
-        "ctx_unregister",
-        "detached",
-        "event",
-        "key",
-        "kind",
-        "machine",
-        "states",
-        "values",
-    )
+_Sub = WhenEvent  # a pending WhenEvent in its role of subscription
 
-    def __init__(
-        self,
-        machine: Machine,
-        kind: int,
-        states: tuple[str, ...],
-        values: Any,
-        key: Any,
-    ) -> None:
-        self.machine = machine
-        self.kind = kind
-        self.states = states
-        self.values = values
-        self.key = key
-        self.event = WhenEvent()
-        self.event._sub = self
-        self.detached = False
-        self.ctx: CtxBase | None = None
-        self.ctx_unregister: Callable[[], None] | None = None
+
+def _new_sub(
+    machine: Machine,
+    kind: int,
+    states: tuple[str, ...],
+    values: Any,
+    key: Any,
+    ctx: CtxBase | None = None,
+) -> WhenEvent:
+    sub = WhenEvent()
+    sub._machine = machine
+    sub._kind = kind
+    sub._states = states
+    sub._values = values
+    sub._key = key
+    sub._ctx = ctx
+    sub._ctx_unregister = None
+    sub._detached = False
+    return sub
 
 
 class Machine(CoreMachine):
@@ -222,6 +300,8 @@ class Machine(CoreMachine):
         "_subs",
         "_tg",
         "_token",
+        "_w0",
+        "_w1",
     )
 
     _ctx_class = StateCtx
@@ -232,6 +312,8 @@ class Machine(CoreMachine):
         self._inbox_send: MemoryObjectSendStream[Callable[[], object]] | None = None
         self._inbox_recv: MemoryObjectReceiveStream[Callable[[], object]] | None = None
         self._subs: dict[str, list[_Sub]] = {}
+        self._w1: dict[str, _Sub] = {}  # when1(state), no ctx
+        self._w0: dict[str, _Sub] = {}  # when_not1(state), no ctx
         self._sub_keys: dict[Any, _Sub] = {}
         self._args_subs: dict[str, list[_Sub]] = {}
         self._query_subs: list[_Sub] = []
@@ -372,13 +454,9 @@ class Machine(CoreMachine):
         if self._disposed:
             return
         super()._finish_dispose()
-        subs = [
-            *{id(s): s for lst in self._subs.values() for s in lst}.values(),
-            *(s for lst in self._args_subs.values() for s in lst),
-            *self._query_subs,
-            *self._queue_subs,
-            *self._queue_end_subs,
-        ]
+        subs = self._pending_subs()
+        self._w1.clear()
+        self._w0.clear()
         self._subs.clear()
         self._sub_keys.clear()
         self._args_subs.clear()
@@ -392,6 +470,18 @@ class Machine(CoreMachine):
             self._tg.cancel_scope.cancel()
         if self._inbox_send is not None:
             self._inbox_send.close()
+
+    def _pending_subs(self) -> list[_Sub]:
+        """Every subscription the machine holds, each once."""
+        return [
+            *self._w1.values(),
+            *self._w0.values(),
+            *{id(s): s for lst in self._subs.values() for s in lst}.values(),
+            *(s for lst in self._args_subs.values() for s in lst),
+            *self._query_subs,
+            *self._queue_subs,
+            *self._queue_end_subs,
+        ]
 
     # --------------------------------------------------------- tasks
 
@@ -481,9 +571,18 @@ class Machine(CoreMachine):
         if self._is_foreign():
             return self._in_loop(self._subscribe, kind, states, values, ctx, ready)
         key: Any = None
-        if kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
+        if ctx is None and len(states) == 1 and kind <= _WHEN_NOT:
+            kind = _WHEN1 if kind == _WHEN else _WHEN_NOT1
+            existing = (self._w1 if kind == _WHEN1 else self._w0).get(states[0])
+            if existing is not None:
+                return existing
+        elif kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
             try:
-                names: Any = states if kind == _WHEN_TIME else frozenset(states)
+                names: Any
+                if kind == _WHEN_TIME:
+                    names = states
+                else:
+                    names = frozenset(states)
                 key = (kind, names, _freeze(values), id(ctx))
                 hash(key)
             except TypeError:
@@ -491,32 +590,31 @@ class Machine(CoreMachine):
             if key is not None:
                 existing = self._sub_keys.get(key)
                 if existing is not None:
-                    return existing.event
+                    return existing
             elif kind == _WHEN_ARGS:
                 for other in self._args_subs.get(states[0], ()):
-                    if other.values == values and other.ctx is ctx:
-                        return other.event
-        sub = _Sub(self, kind, states, values, key)
-        sub.ctx = ctx
+                    if other._values == values and other._ctx is ctx:
+                        return other
+        sub = _new_sub(self, kind, states, values, key, ctx)
         self._attach(sub)
         if self._log_level >= _OPS:
             self._log(_OPS, f"[{_KIND_LOG[kind]}:new] {_describe(sub)}")
-        return sub.event
+        return sub
 
     def _attach(self, sub: _Sub) -> None:
-        sub.detached = False
-        ctx = sub.ctx
-        if ctx is not None and sub.ctx_unregister is None:
-            sub.ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
-        kind = sub.kind
-        if sub.key is not None:
-            self._sub_keys[sub.key] = sub
+        sub._detached = False
+        ctx = sub._ctx
+        if ctx is not None and sub._ctx_unregister is None:
+            sub._ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
+        kind = sub._kind
+        if sub._key is not None:
+            self._sub_keys[sub._key] = sub
         if kind <= _WHEN_TIME:
-            for s in sub.states:
+            for s in sub._states:
                 self._subs.setdefault(s, []).append(sub)
             self._watch = True
         elif kind == _WHEN_ARGS:
-            self._args_subs.setdefault(sub.states[0], []).append(sub)
+            self._args_subs.setdefault(sub._states[0], []).append(sub)
             self._watch = True
         elif kind == _WHEN_QUERY:
             self._query_subs.append(sub)
@@ -527,106 +625,153 @@ class Machine(CoreMachine):
         elif kind == _QUEUE_END:
             self._queue_end_subs.append(sub)
             self._watch_queue = True
+        elif kind == _WHEN1:
+            self._w1[sub._states[0]] = sub
+            self._watch = True
+        elif kind == _WHEN_NOT1:
+            self._w0[sub._states[0]] = sub
+            self._watch = True
         elif kind == _DISPOSED:
             self.on_dispose(lambda: self._fire(sub, log=False))
 
     def _detach(self, sub: _Sub) -> None:
         """Drop a subscription nobody waits on any more."""
-        if sub.detached:
+        if sub._detached:
             return
-        sub.detached = True
+        sub._detached = True
         self._unlink(sub)
-        if sub.ctx_unregister is not None:
-            sub.ctx_unregister()
-            sub.ctx_unregister = None
+        if sub._ctx_unregister is not None:
+            sub._ctx_unregister()
+            sub._ctx_unregister = None
 
     def _reattach(self, sub: _Sub) -> None:
-        if self._disposed or self._ready(sub) or (sub.ctx and sub.ctx.expired):
-            sub.event._set()
+        if self._disposed or self._ready(sub) or (sub._ctx and sub._ctx.expired):
+            sub._set()
             return
         self._attach(sub)
 
     def _ready(self, sub: _Sub) -> bool:
         ticks = self._ticks
-        kind = sub.kind
+        kind = sub._kind
+        if kind == _WHEN1:
+            return bool(ticks[sub._states[0]] & 1)
+        if kind == _WHEN_NOT1:
+            return not ticks[sub._states[0]] & 1
         if kind == _WHEN:
-            return all(ticks[s] & 1 for s in sub.states)
+            return all(ticks[s] & 1 for s in sub._states)
         if kind == _WHEN_NOT:
-            return not any(ticks[s] & 1 for s in sub.states)
+            return not any(ticks[s] & 1 for s in sub._states)
         if kind == _WHEN_TIME:
             return all(
-                ticks[s] >= t for s, t in zip(sub.states, sub.values, strict=True)
+                ticks[s] >= t for s, t in zip(sub._states, sub._values, strict=True)
             )
         if kind == _QUEUE:
-            return bool(self._p >= sub.values)
+            return bool(self._p >= sub._values)
         if kind == _QUEUE_END:
             return not self._processing
         return False
 
     def _unlink(self, sub: _Sub) -> None:
-        kind = sub.kind
-        if sub.key is not None and self._sub_keys.get(sub.key) is sub:
-            del self._sub_keys[sub.key]
+        kind = sub._kind
+        key = sub._key
+        if key is not None and self._sub_keys.get(key) is sub:
+            del self._sub_keys[key]
         if kind <= _WHEN_TIME:
-            for s in sub.states:
-                lst = self._subs.get(s)
-                if lst and sub in lst:
-                    lst.remove(sub)
-                    if not lst:
-                        del self._subs[s]
+            subs = self._subs
+            for s in sub._states:
+                lst = subs.get(s)
+                if lst is not None and sub in lst:
+                    if len(lst) == 1:
+                        del subs[s]
+                        if not subs:
+                            self._rewatch()
+                    else:
+                        lst.remove(sub)
+        elif kind >= _WHEN1:
+            index = self._w1 if kind == _WHEN1 else self._w0
+            state = sub._states[0]
+            if index.get(state) is sub:
+                del index[state]
+                if not index:
+                    self._rewatch()
         elif kind == _WHEN_ARGS:
-            lst = self._args_subs.get(sub.states[0])
+            lst = self._args_subs.get(sub._states[0])
             if lst and sub in lst:
                 lst.remove(sub)
                 if not lst:
-                    del self._args_subs[sub.states[0]]
+                    del self._args_subs[sub._states[0]]
+                    self._rewatch()
         elif kind == _WHEN_QUERY:
             if sub in self._query_subs:
                 self._query_subs.remove(sub)
+                self._rewatch()
         elif kind == _QUEUE:
             if sub in self._queue_subs:
                 self._queue_subs.remove(sub)
+                self._rewatch()
         elif kind == _QUEUE_END and sub in self._queue_end_subs:
             self._queue_end_subs.remove(sub)
-        self._watch = bool(self._subs or self._args_subs or self._query_subs)
+            self._rewatch()
+
+    def _rewatch(self) -> None:
+        self._watch = bool(
+            self._w1 or self._w0 or self._subs or self._args_subs or self._query_subs
+        )
         self._watch_queue = bool(self._queue_subs or self._queue_end_subs)
 
     def _fire(self, sub: _Sub, log: bool = True) -> None:
-        if sub.event._flag:
+        if sub._flag:
             return
-        if not sub.detached:
+        if not sub._detached:
             self._unlink(sub)
-        if sub.ctx_unregister is not None:
-            sub.ctx_unregister()
-            sub.ctx_unregister = None
+        if sub._ctx_unregister is not None:
+            sub._ctx_unregister()
+            sub._ctx_unregister = None
         if log and self._log_level >= _OPS:
-            self._log(_OPS, f"[{_KIND_LOG[sub.kind]}:match] {_describe(sub)}")
-        sub.event._set()
+            self._log(_OPS, f"[{_KIND_LOG[sub._kind]}:match] {_describe(sub)}")
+        sub._set()
 
     def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int) -> None:
-        subs = self._subs
+        ticks = self._ticks
+        w1 = self._w1
+        w0 = self._w0
+        if w1 or w0:
+            # one-state waits: fired at once, nothing to check but the tick
+            log = self._log_level >= _OPS
+            for name, _ in plan.changes:
+                sub = (w1 if ticks[name] & 1 else w0).pop(name, None)
+                if sub is not None:
+                    if log:
+                        kind = _KIND_LOG[sub._kind]
+                        self._log(_OPS, f"[{kind}:match] {name}")
+                    sub._set()
+            if not w1 and not w0:
+                self._watch = bool(self._subs or self._args_subs or self._query_subs)
         fired: list[_Sub] = []
+        subs = self._subs
         if subs:
             for name, _ in plan.changes:
                 lst = subs.get(name)
-                if lst:
-                    fired.extend(s for s in lst if s not in fired and self._ready(s))
+                if lst is not None:
+                    for s in lst:
+                        if s not in fired and self._ready(s):
+                            fired.append(s)
         args_subs = self._args_subs
         if args_subs and enters_done:
             args = mut.args
             for name in plan.enters[:enters_done]:
                 for s in args_subs.get(name, ()):
-                    if s not in fired and _args_match(s.values, args):
+                    if s not in fired and _args_match(s._values, args):
                         fired.append(s)
         if self._query_subs:
             clock: Clock = dict(self._ticks)
-            fired.extend(s for s in list(self._query_subs) if s.values(clock))
+            fired.extend(s for s in list(self._query_subs) if s._values(clock))
         for s in fired:
             self._fire(s)
 
     def _subs_after_mutation(self) -> None:
         p = self._p
-        for s in [s for s in self._queue_subs if p >= s.values]:
+        for s in [s for s in self._queue_subs if p >= s._values]:
             self._fire(s)
 
     def _subs_queue_end(self) -> None:
@@ -644,6 +789,25 @@ class Machine(CoreMachine):
 
     def when1(self, state: str, ctx: CtxBase | None = None) -> WhenEvent:
         """Set once `state` is active."""
+        if (
+            ctx is None
+            and type(state) is str
+            and not self._disposed
+            and (not self._loop_thread or _get_ident() == self._loop_thread)
+        ):
+            # the fast path of the most common wait; `when` does the rest
+            tick = self._ticks.get(state)
+            if tick is not None:
+                if tick & 1:
+                    return WhenEvent(True)
+                sub = self._w1.get(state)
+                if sub is None:
+                    sub = _new_sub(self, _WHEN1, (state,), None, None)
+                    self._w1[state] = sub
+                    self._watch = True
+                    if self._log_level >= _OPS:
+                        self._log(_OPS, f"[when:new] {state}")
+                return sub
         return self.when((state,) if isinstance(state, str) else state, ctx)
 
     def when_not(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
@@ -757,11 +921,11 @@ def _args_match(wanted: Mapping[str, Any], args: Mapping[str, Any]) -> bool:
 
 
 def _describe(sub: _Sub) -> str:
-    text = " ".join(sub.states)
-    if sub.kind == _WHEN_TIME:
-        text += " [" + " ".join(str(t) for t in sub.values) + "]"
-    elif sub.kind == _WHEN_ARGS:
-        text += " (" + " ".join(sorted(sub.values)) + ")"
-    elif sub.kind == _QUEUE:
-        text = str(sub.values)
+    text = " ".join(sub._states)
+    if sub._kind == _WHEN_TIME:
+        text += " [" + " ".join(str(t) for t in sub._values) + "]"
+    elif sub._kind == _WHEN_ARGS:
+        text += " (" + " ".join(sorted(sub._values)) + ")"
+    elif sub._kind == _QUEUE:
+        text = str(sub._values)
     return text
