@@ -54,6 +54,7 @@ def _trio_lowlevel() -> Any:
         _trio_ll = trio.lowlevel
     return _trio_ll
 
+
 # subscription kinds
 _WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS, _WHEN_QUERY = 0, 1, 2, 3, 4
 _QUEUE, _QUEUE_END, _DISPOSED = 5, 6, 7
