@@ -106,12 +106,28 @@ def test_every_public_name_is_exported() -> None:
         "StatesBase",
         "Time",
         "Clock",
+        "ArgsError",
+        "args_class",
+        "arg",
+        "pass_args",
+        "parse_args",
+        "lint",
+        "LintIssue",
     ):
         assert name in am.__all__, name
 
 
 def test_public_classes_show_the_public_module() -> None:
-    for name in ("Machine", "State", "Event", "Transition", "StateCtx", "Tracer"):
+    for name in (
+        "Machine",
+        "State",
+        "Event",
+        "Transition",
+        "StateCtx",
+        "Tracer",
+        "ArgsError",
+        "LintIssue",
+    ):
         assert getattr(am, name).__module__ == "asyncmachine"
 
 

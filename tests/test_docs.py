@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ["README.md", "docs/index.md", "docs/manual.md", "docs/cookbook.md"]
+DOCS = [
+    "README.md",
+    "docs/index.md",
+    "docs/manual.md",
+    "docs/cookbook.md",
+    "docs/helpers.md",
+    "docs/typed.md",
+    "docs/rpc.md",
+]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 

@@ -3,7 +3,14 @@
 Users write ``import asyncmachine as am``.
 """
 
+from ._args import ArgsError as ArgsError
+from ._args import arg as arg
+from ._args import args_class as args_class
+from ._args import parse_args as parse_args
+from ._args import pass_args as pass_args
 from ._exception import ExceptionHandler as ExceptionHandler
+from ._lint import LintIssue as LintIssue
+from ._lint import lint as lint
 from ._log import LogArgsMapper as LogArgsMapper
 from ._log import LogSink as LogSink
 from ._log import new_log_args_mapper as new_log_args_mapper
@@ -39,11 +46,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EXCEPTION",
+    "ArgsError",
     "Clock",
     "CoreMachine",
     "Event",
     "ExceptionHandler",
     "HandlerTimeoutError",
+    "LintIssue",
     "LogArgsMapper",
     "LogLevel",
     "LogSink",
@@ -65,7 +74,12 @@ __all__ = [
     "Tracer",
     "Transition",
     "WhenEvent",
+    "arg",
+    "args_class",
+    "lint",
     "new_log_args_mapper",
+    "parse_args",
+    "pass_args",
     "s_add",
     "schema_merge",
     "state",

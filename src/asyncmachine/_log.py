@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
+from ._args import args_log_fields
 from ._types import LogLevel
 
 __all__ = [
@@ -38,13 +39,20 @@ def cut(text: str, n: int) -> str:
 
 
 def new_log_args_mapper(max_len: int, keys: Iterable[str]) -> LogArgsMapper:
-    """Return a mapper that logs the given arg keys, values cut to `max_len`."""
+    """Return a mapper that logs the given arg keys, values cut to `max_len`.
+
+    It also logs the log-tagged fields of typed args (`am.arg(log=...)`),
+    cut the same way; a plain arg of the same name wins.
+    """
     if isinstance(keys, str):
         raise TypeError("keys must be a list of arg names, not a string")
     wanted = tuple(keys)
 
     def mapper(args: Mapping[str, Any]) -> dict[str, str]:
-        return {k: cut(str(args[k]), max_len) for k in wanted if k in args}
+        out = {k: cut(str(args[k]), max_len) for k in wanted if k in args}
+        for tag, text in args_log_fields(args).items():
+            out.setdefault(tag, cut(text, max_len))
+        return out
 
     return mapper
 

@@ -1,0 +1,42 @@
+"""Reusable state schemas (the Go project's `pkg/states`).
+
+Each schema comes with its typed state names (a `StatesBase` subclass to
+inherit from) and, where it has any, its groups of mutually exclusive
+states. Merge a schema into your own with `am.schema_merge`:
+
+    class MyStates(BasicStates):
+        Working = am.state()
+
+    MY_SCHEMA = am.schema_merge(BASIC_SCHEMA, {MyStates.Working: am.State()})
+
+- basic: `Start`, `Ready`, `Healthcheck`, `Heartbeat` and error states;
+- connected: a connection's four states, and a pool of connections;
+- disposed: disposal in states.
+
+The connected and disposed schemas include the basic one (they need
+`Start`).
+"""
+
+from ._basic import BASIC_SCHEMA as BASIC_SCHEMA
+from ._basic import BasicStates as BasicStates
+from ._connected import CONN_POOL_SCHEMA as CONN_POOL_SCHEMA
+from ._connected import CONNECTED_SCHEMA as CONNECTED_SCHEMA
+from ._connected import ConnectedGroups as ConnectedGroups
+from ._connected import ConnectedStates as ConnectedStates
+from ._connected import ConnPoolGroups as ConnPoolGroups
+from ._connected import ConnPoolStates as ConnPoolStates
+from ._disposed import DISPOSED_SCHEMA as DISPOSED_SCHEMA
+from ._disposed import DisposedStates as DisposedStates
+
+__all__ = [
+    "BASIC_SCHEMA",
+    "CONNECTED_SCHEMA",
+    "CONN_POOL_SCHEMA",
+    "DISPOSED_SCHEMA",
+    "BasicStates",
+    "ConnPoolGroups",
+    "ConnPoolStates",
+    "ConnectedGroups",
+    "ConnectedStates",
+    "DisposedStates",
+]

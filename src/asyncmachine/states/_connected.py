@@ -1,0 +1,102 @@
+"""Connected states: a connection's status, and a pool of connections."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import asyncmachine as am
+
+from ._basic import BASIC_SCHEMA, BasicStates
+
+
+class ConnectedStates(BasicStates):
+    """State names of a connection: four mutually exclusive states."""
+
+    ErrConnecting = am.state()
+    """A detailed connection error, e.g. no access (requires `Exception`)."""
+    Connecting = am.state()
+    Connected = am.state()
+    Disconnecting = am.state()
+    Disconnected = am.state()
+
+
+class ConnectedGroups:
+    """Groups of mutually exclusive states of `ConnectedStates`."""
+
+    Connected: Final = (
+        ConnectedStates.Connecting,
+        ConnectedStates.Connected,
+        ConnectedStates.Disconnecting,
+        ConnectedStates.Disconnected,
+    )
+
+
+CONNECTED_SCHEMA: Final[am.Schema] = am.schema_merge(
+    BASIC_SCHEMA,
+    {
+        ConnectedStates.ErrConnecting: am.State(require=[ConnectedStates.Exception]),
+        ConnectedStates.Connecting: am.State(
+            require=[ConnectedStates.Start], remove=ConnectedGroups.Connected
+        ),
+        ConnectedStates.Connected: am.State(
+            require=[ConnectedStates.Start], remove=ConnectedGroups.Connected
+        ),
+        ConnectedStates.Disconnecting: am.State(remove=ConnectedGroups.Connected),
+        ConnectedStates.Disconnected: am.State(
+            auto=True, remove=ConnectedGroups.Connected
+        ),
+    },
+)
+"""Relations of `ConnectedStates`, with the basic schema."""
+
+
+class ConnPoolStates(BasicStates):
+    """State names of a pool of connections to several hosts."""
+
+    ErrConnecting = am.state()
+    """A detailed connection error, e.g. no access (requires `Exception`)."""
+    Connecting = am.state()
+    Connected = am.state()
+    """At least one connection is up."""
+    ConnectedFully = am.state()
+    """Every connection is up (requires `Connected`)."""
+    Disconnecting = am.state()
+    Disconnected = am.state()
+
+
+class ConnPoolGroups:
+    """Groups of mutually exclusive states of `ConnPoolStates`."""
+
+    Connected: Final = (ConnPoolStates.Connected, ConnPoolStates.Disconnected)
+
+
+CONN_POOL_SCHEMA: Final[am.Schema] = am.schema_merge(
+    BASIC_SCHEMA,
+    {
+        ConnPoolStates.ErrConnecting: am.State(require=[ConnPoolStates.Exception]),
+        ConnPoolStates.Connecting: am.State(
+            require=[ConnPoolStates.Start], remove=[ConnPoolStates.Disconnecting]
+        ),
+        ConnPoolStates.Connected: am.State(
+            require=[ConnPoolStates.Start], remove=[ConnPoolStates.Disconnected]
+        ),
+        ConnPoolStates.ConnectedFully: am.State(
+            require=[ConnPoolStates.Connected], remove=[ConnPoolStates.Disconnected]
+        ),
+        ConnPoolStates.Disconnecting: am.State(
+            remove=[
+                ConnPoolStates.ConnectedFully,
+                ConnPoolStates.Connected,
+                ConnPoolStates.Connecting,
+            ]
+        ),
+        ConnPoolStates.Disconnected: am.State(
+            remove=[
+                ConnPoolStates.Connecting,
+                ConnPoolStates.ConnectedFully,
+                ConnPoolStates.Disconnecting,
+            ]
+        ),
+    },
+)
+"""Relations of `ConnPoolStates`, with the basic schema."""
