@@ -3,7 +3,8 @@
 - `recorder(...)` builds a handler object that records every handler call
   (by method name, in call order) and can be told to return `False`, raise,
   or run an action for chosen handler names.
-- `LogSink` captures log lines through the machine's `logger=` sink.
+- `LogSink()` captures log lines through the machine's `logger=` sink (an
+  `asyncmachine.testing.LogCapture` that strips the `[mach1] ` prefix).
 - `ABCD()` is the plain schema of states A B C D used by many examples.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import asyncmachine as am
+from asyncmachine.testing import LogCapture
 
 MACH_ID = "mach1"
 PREFIX = f"[{MACH_ID[:5]}] "
@@ -102,49 +104,16 @@ def recorder(
     return obj
 
 
-class LogSink:
-    """A `logger=` sink that keeps `(level, text)` pairs."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[am.LogLevel, str]] = []
-
-    def __call__(self, level: am.LogLevel, text: str) -> None:
-        self.records.append((level, text))
-
-    def clear(self) -> None:
-        self.records.clear()
-
-    @property
-    def lines(self) -> list[str]:
-        """The first line of every record, without the `[mach1] ` prefix."""
-        out = []
-        for _level, text in self.records:
-            first = text.split("\n", 1)[0]
-            if first.startswith(PREFIX):
-                first = first[len(PREFIX) :]
-            out.append(first)
-        return out
-
-    def with_prefix(self, prefix: str) -> list[str]:
-        return [line for line in self.lines if line.startswith(prefix)]
-
-    def levels_of(self, prefix: str) -> list[int]:
-        out = []
-        for (level, _text), line in zip(self.records, self.lines, strict=True):
-            if line.startswith(prefix):
-                out.append(int(level))
-        return out
-
-    @property
-    def text(self) -> str:
-        return "\n".join(text for _level, text in self.records)
+def LogSink() -> LogCapture:
+    """A `logger=` sink keeping `(level, text)` pairs; `lines` drop `[mach1] `."""
+    return LogCapture(MACH_ID)
 
 
 def logged_machine(
     schema: Mapping[str, am.State],
     level: am.LogLevel = am.LogLevel.OPS,
     **kwargs: Any,
-) -> tuple[am.Machine, LogSink]:
+) -> tuple[am.Machine, LogCapture]:
     sink = LogSink()
     mach = am.Machine(schema, id=MACH_ID, log_level=level, logger=sink, **kwargs)
     return mach, sink

@@ -10,7 +10,10 @@ What §4.2 guarantees, and what it does not:
   never checked for their own `remove` lists (see
   `test_4_2_second_hop_add_is_not_blocked` and
   `test_4_2_blocked_implied_state_returns_via_step_4`). Without `add`
-  relations the target is a subset of K, and K is conflict-free.
+  relations the target is a subset of K, and K is conflict-free. Pair by
+  pair it holds whenever the remover is named by no `add` relation: such a
+  state is in the target only as a member of K. `asyncmachine.testing`
+  checks that form after every transition.
 
 `SpecModel` below is a straight transcription of §3.1, §4.1-§4.4, §2.1 and
 §6.3 (no handlers, so no negotiation drops), used as an oracle by the
@@ -27,7 +30,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import asyncmachine as am
-from strategies import MUTATION_KINDS, mutation_args, schema_and_mutations, schemas
+from asyncmachine.testing import MUTATION_KINDS, InvariantChecker, check_invariants
+from asyncmachine.testing.strategies import (
+    mutation_args,
+    schema_and_mutations,
+    schemas,
+)
 
 EXECUTED, CANCELED = am.Result.EXECUTED, am.Result.CANCELED
 SETTINGS = settings(
@@ -234,22 +242,6 @@ def norm_remove(schema: Mapping[str, am.State]) -> dict[str, set[str]]:
     }
 
 
-def check_consistent(m: am.Machine) -> None:
-    ticks = m.clock()
-    active = [s for s in m.state_names if ticks[s] % 2]
-    assert m.active_states == active
-    assert str(m) == "(" + " ".join(f"{s}:{ticks[s]}" for s in active) + ")"
-    for s in m.state_names:
-        assert m.is1(s) == (s in active)
-
-
-def check_requires(schema: Mapping[str, am.State], active: list[str]) -> None:
-    for s in active:
-        if s in schema:
-            missing = [r for r in schema[s].require if r not in active]
-            assert not missing, f"{s} active without {missing}"
-
-
 def check_removes(schema: Mapping[str, am.State], active: list[str]) -> None:
     removes = norm_remove(schema)
     for x in active:
@@ -268,7 +260,8 @@ def run_invariants(
     *,
     removes: bool,
 ) -> None:
-    m = am.Machine(schema)
+    checker = InvariantChecker()
+    m = am.Machine(schema, tracers=[checker])
     prev = m.time()
     for kind, states, args in muts:
         result = getattr(m, kind)(states, args)
@@ -278,8 +271,8 @@ def run_invariants(
         assert sum(now) >= sum(prev)
         if result == CANCELED:
             assert now == prev, "a CANCELED mutation changed ticks"
-        check_consistent(m)
-        check_requires(schema, m.active_states)
+        check_invariants(m)
+        checker.check()
         if removes:
             check_removes(schema, m.active_states)
         prev = now
@@ -352,7 +345,6 @@ def test_prop_every_transition_follows_tick_rules(
                     assert not snap["auto"]
                     multi = schema[s].multi if s in schema else True
                     assert multi
-            check_requires(schema, snap["active"])
             if no_adds:
                 check_removes(schema, snap["active"])
             last = clock
@@ -379,7 +371,8 @@ class MachineVsModel(RuleBasedStateMachine):
         self.names = list(self.model.names)
         self.bare = am.Machine(schema)
         self.rec = TxRecorder()
-        self.recorded = am.Machine(schema, handlers=self.rec)
+        self.checker = InvariantChecker()
+        self.recorded = am.Machine(schema, handlers=self.rec, tracers=[self.checker])
 
     @rule(
         kind=st.sampled_from(MUTATION_KINDS),
@@ -412,8 +405,8 @@ class MachineVsModel(RuleBasedStateMachine):
             return
         assert self.bare.clock() == self.model.clock()
         assert self.recorded.clock() == self.model.clock()
-        check_consistent(self.bare)
-        check_requires(self.schema, self.bare.active_states)
+        check_invariants(self.bare)
+        self.checker.check()
 
 
 MachineVsModel.TestCase.settings = settings(

@@ -1,0 +1,7 @@
+"""``python -m asyncmachine.gen`` runs am-gen."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
