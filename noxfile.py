@@ -53,10 +53,12 @@ def types(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: the core against the transitions library, the runtime
-    against bare anyio (``-- --quick`` for a smoke run, ``-- --markdown``)."""
+    against bare anyio, telemetry against none (``-- --quick`` for a smoke
+    run, ``-- --markdown``)."""
     _install(session)
     session.run("python", "benchmarks/bench_core.py", *session.posargs)
     session.run("python", "benchmarks/bench_runtime.py", *session.posargs)
+    session.run("python", "benchmarks/bench_telemetry.py", *session.posargs)
 
 
 @nox.session
