@@ -201,7 +201,7 @@ class WhenEvent:
         tasks = self._tasks
         if tasks is not None:
             self._tasks = None
-            reschedule = _trio_lowlevel().reschedule
+            reschedule = _trio_ll.reschedule  # imported by the waiters
             for task in tasks:
                 reschedule(task)
 
@@ -228,24 +228,21 @@ class WhenEvent:
                             futs.remove(fut)
                             self._parked_left()
                 else:
-                    await self._park_trio()
+                    trio_ll = _trio_ll or _trio_lowlevel()
+                    task = trio_ll.current_task()
+                    tasks = self._tasks
+                    if tasks is None:
+                        tasks = self._tasks = []
+                    tasks.append(task)
+
+                    def abort(_: Any) -> Any:
+                        tasks.remove(task)
+                        self._parked_left()
+                        return trio_ll.Abort.SUCCEEDED
+
+                    await trio_ll.wait_task_rescheduled(abort)
                 return
         await _checkpoint()
-
-    async def _park_trio(self) -> None:
-        lowlevel = _trio_lowlevel()
-        task = lowlevel.current_task()
-        tasks = self._tasks
-        if tasks is None:
-            tasks = self._tasks = []
-        tasks.append(task)
-
-        def abort(_: Any) -> Any:
-            tasks.remove(task)
-            self._parked_left()
-            return lowlevel.Abort.SUCCEEDED
-
-        await lowlevel.wait_task_rescheduled(abort)
 
     def _parked_left(self) -> None:
         machine = self._machine
@@ -748,8 +745,11 @@ class Machine(CoreMachine):
                     sub._set()
             if not w1 and not w0:
                 self._watch = bool(self._subs or self._args_subs or self._query_subs)
-        fired: list[_Sub] = []
         subs = self._subs
+        args_subs = self._args_subs
+        if not subs and not args_subs and not self._query_subs:
+            return
+        fired: list[_Sub] = []
         if subs:
             for name, _ in plan.changes:
                 lst = subs.get(name)
@@ -757,7 +757,6 @@ class Machine(CoreMachine):
                     for s in lst:
                         if s not in fired and self._ready(s):
                             fired.append(s)
-        args_subs = self._args_subs
         if args_subs and enters_done:
             args = mut.args
             for name in plan.enters[:enters_done]:
