@@ -141,22 +141,33 @@ async def _mutate_sync(
     return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
 
 
+async def _mutate_sync_ok(
+    mach: Machine,
+    mtype: MutationType,
+    states: list[str],
+    args: dict[str, Any] | None,
+    ctx: StateCtx | None,
+) -> bool:
+    res = await _mutate_sync(mach, mtype, states, args, ctx)
+    return res is _EXECUTED
+
+
 async def add_sync(
     mach: Machine,
     states: Iterable[str],
     args: dict[str, Any] | None = None,
     *,
     ctx: StateCtx | None = None,
-) -> Result:
-    """Add `states` and return the real result, never `QUEUED`.
+) -> bool:
+    """Add `states` and wait for the transition; True if it was accepted.
 
-    From the machine's own loop (or without one) this is `mach.add`. From
-    another thread with its own event loop it runs the mutation in the
-    machine's loop and waits for its transition: `EXECUTED` if accepted,
-    `CANCELED` if refused, if the machine was disposed first, or if `ctx`
-    expired first. `args` are copied.
+    Like Go's `AddSync`, the answer is never "queued". From the machine's
+    own loop (or without one) this is `mach.add`. From another thread with
+    its own event loop it runs the mutation in the machine's loop and waits
+    for its transition: False if it was refused, if the machine was
+    disposed first, or if `ctx` expired first. `args` are copied.
     """
-    return await _mutate_sync(mach, _ADD, _names(states), args, ctx)
+    return await _mutate_sync_ok(mach, _ADD, _names(states), args, ctx)
 
 
 async def add1_sync(
@@ -165,9 +176,9 @@ async def add1_sync(
     args: dict[str, Any] | None = None,
     *,
     ctx: StateCtx | None = None,
-) -> Result:
+) -> bool:
     """`add_sync` for one state."""
-    return await _mutate_sync(mach, _ADD, [state], args, ctx)
+    return await _mutate_sync_ok(mach, _ADD, [state], args, ctx)
 
 
 async def remove_sync(
@@ -176,10 +187,10 @@ async def remove_sync(
     args: dict[str, Any] | None = None,
     *,
     ctx: StateCtx | None = None,
-) -> Result:
-    """Remove `states` and return the real result, never `QUEUED`
+) -> bool:
+    """Remove `states` and wait for the transition; True if it was accepted
     (see `add_sync`)."""
-    return await _mutate_sync(mach, _REMOVE, _names(states), args, ctx)
+    return await _mutate_sync_ok(mach, _REMOVE, _names(states), args, ctx)
 
 
 async def remove1_sync(
@@ -188,9 +199,9 @@ async def remove1_sync(
     args: dict[str, Any] | None = None,
     *,
     ctx: StateCtx | None = None,
-) -> Result:
+) -> bool:
     """`remove_sync` for one state."""
-    return await _mutate_sync(mach, _REMOVE, [state], args, ctx)
+    return await _mutate_sync_ok(mach, _REMOVE, [state], args, ctx)
 
 
 async def add_async(
