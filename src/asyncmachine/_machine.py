@@ -1454,6 +1454,49 @@ class CoreMachine:
             self._log(_OPS, f"[ctx:new] {state}")
         return ctx
 
+    def _apply_remote_ticks(
+        self, ticks: Iterable[tuple[int, int]]
+    ) -> tuple[tuple[str, int], ...]:
+        """Set ticks pushed by another machine: `(state index, tick)` pairs.
+
+        Internal to `asyncmachine.rpc` (the network machine mirrors a remote
+        clock): no relations, handlers, queue or tracers run; contexts of
+        changed states expire and waiters wake as after a transition.
+        Returns the changed `(state, tick)` pairs. The caller validates the
+        indexes and ticks.
+        """
+        if self._disposing:
+            return ()
+        if self._processing:
+            raise RuntimeError("a remote clock cannot be applied during a transition")
+        names = self._cs.names
+        own = self._ticks
+        on = self._on
+        mask = self._mask
+        changes: list[tuple[str, int]] = []
+        for i, tick in ticks:
+            name = names[i]
+            if own[name] != tick:
+                own[name] = tick
+                on[name] = flag = bool(tick & 1)
+                mask = mask | (1 << i) if flag else mask & ~(1 << i)
+                changes.append((name, tick))
+        if not changes:
+            return ()
+        self._mask = mask
+        if self._log_level >= _CHANGES:
+            parts = [f"{'+' if t & 1 else '-'}{s}" for s, t in changes]
+            self._log(_CHANGES, f"[remote] {' '.join(parts)}")
+        out = tuple(changes)
+        if self._ctxs:
+            self._expire_ctxs(out)
+        if self._watch:
+            plan = Plan()
+            plan.changes = out
+            plan.enters = ()
+            self._subs_after_tx(Mutation(_ADD, (), {}), plan, 0)
+        return out
+
     def _expire_ctxs(self, changes: Iterable[tuple[str, int]]) -> None:
         ctxs = self._ctxs
         for name, _ in changes:

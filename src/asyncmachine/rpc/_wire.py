@@ -1,0 +1,264 @@
+"""The aRPC wire format: length-prefixed msgpack frames, versioned.
+
+A frame is a 4-byte big-endian length followed by that many bytes of one
+msgpack value, always an array whose first item is the message kind. The
+protocol version travels in both hellos; a peer speaking another version
+is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Sequence
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import attrs
+import msgpack  # type: ignore[import-untyped]
+
+__all__ = [
+    "AuthError",
+    "FrameReader",
+    "NotConnectedError",
+    "Payload",
+    "ProtocolError",
+    "RemoteError",
+    "RpcError",
+    "SchemaMismatchError",
+    "VersionError",
+    "checksum",
+    "schema_hash",
+]
+
+PROTOCOL_VERSION: Final = 2
+DEFAULT_MAX_FRAME: Final = 1 << 20
+_HEADER = struct.Struct(">I")
+_MAC_CONTEXT: Final = b"asyncmachine-rpc-v1"
+_SUM_MASK: Final = 0xFFFFFFFF
+
+# message kinds
+S_HELLO: Final = 0  # server: [kind, version, nonce, server_id]
+C_HELLO: Final = 1  # client: [kind, version, client_id, schema_hash, mac|None]
+WELCOME: Final = 2  # server: [kind, source_id, time, checksum, queue_tick]
+ERROR: Final = 3  # both: [kind, code, message]
+MUTATE: Final = 4  # client: [kind, call_id, op, [states], args]
+# server: [kind, call_id, result, [index, tick, ...], checksum, queue_tick]
+RESULT: Final = 5
+UPDATE: Final = 6  # server: [kind, [index, tick, ...], checksum, queue_tick]
+SYNC: Final = 7  # client: [kind]
+FULL: Final = 8  # server: [kind, time, checksum, queue_tick]
+PING: Final = 9  # client: [kind, n]
+PONG: Final = 10  # server: [kind, n]
+PAYLOAD: Final = 11  # server: [kind, name, source, data, token]
+
+# mutation ops of MUTATE
+OP_ADD, OP_REMOVE, OP_SET, OP_CAN_ADD, OP_CAN_REMOVE = 0, 1, 2, 3, 4
+OP_MAX: Final = OP_CAN_REMOVE
+
+
+class RpcError(Exception):
+    """Base of the aRPC errors."""
+
+
+class ProtocolError(RpcError):
+    """A peer sent something the protocol does not allow: garbage, a
+    truncated or oversized frame, an unknown state, wrong args."""
+
+    code = "protocol"
+
+
+class SchemaMismatchError(RpcError):
+    """The client's schema (state names and order) differs from the
+    server's source machine."""
+
+    code = "schema"
+
+
+class AuthError(RpcError):
+    """The shared secret did not match (or one side has none)."""
+
+    code = "auth"
+
+
+class VersionError(RpcError):
+    """The peer speaks another protocol version."""
+
+    code = "version"
+
+
+class RemoteError(RpcError):
+    """The other side closed the connection with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        """The error's kind: protocol, schema, auth, version, slow, ..."""
+        self.message = message
+        """The remote side's explanation."""
+
+
+class NotConnectedError(RpcError):
+    """A remote call was made while the client has no connection."""
+
+
+@attrs.frozen
+class Payload:
+    """Data a source machine sends to its clients through `SendPayload`.
+
+    `data` must be plain data msgpack can carry (None, bool, int, float,
+    str, bytes, lists and str-keyed dicts of those). An empty
+    `destination` sends to every client, else to the client of that id.
+    """
+
+    name: str
+    """What the payload is, for the consumer."""
+    data: Any = None
+    """The content."""
+    source: str = ""
+    """Id of the sending machine (filled in by the server when empty)."""
+    destination: str = ""
+    """Id of the receiving client, or "" for all."""
+    token: str = ""
+    """A random id of this delivery (filled in by the server)."""
+
+
+def schema_hash(names: Sequence[str]) -> str:
+    """A short hash of state names in order, compared at handshake."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def checksum(time: Sequence[int]) -> int:
+    """The sum of all ticks (32 bits). Ticks never decrease, so a client
+    that missed an update has a smaller sum than the server."""
+    return sum(time) & _SUM_MASK
+
+
+def auth_mac(secret: bytes, nonce: bytes) -> bytes:
+    """The proof of the shared secret for one connection's nonce."""
+    return hmac.new(secret, _MAC_CONTEXT + nonce, hashlib.sha256).digest()
+
+
+def auth_ok(secret: bytes, nonce: bytes, mac: object) -> bool:
+    """Check a client's proof in constant time."""
+    return isinstance(mac, bytes) and hmac.compare_digest(auth_mac(secret, nonce), mac)
+
+
+def encode(msg: Sequence[Any]) -> bytes:
+    """One frame: length header and msgpack body."""
+    body: bytes = msgpack.packb(msg, use_bin_type=True)
+    return _HEADER.pack(len(body)) + body
+
+
+class FrameReader:
+    """Reads frames from a byte stream, enforcing the size limit."""
+
+    __slots__ = ("_buf", "_stream", "max_frame")
+
+    def __init__(self, stream: anyio.abc.ByteReceiveStream, max_frame: int) -> None:
+        self._stream = stream
+        self._buf = bytearray()
+        self.max_frame = max_frame
+
+    def _next(self) -> list[Any] | None:
+        buf = self._buf
+        if len(buf) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(buf)
+        if size > self.max_frame:
+            raise ProtocolError(
+                f"frame of {size} bytes is over the limit of {self.max_frame}"
+            )
+        end = _HEADER.size + size
+        if len(buf) < end:
+            return None
+        body = bytes(buf[_HEADER.size : end])
+        del buf[:end]
+        return decode(body)
+
+    async def _fill(self) -> None:
+        try:
+            self._buf += await self._stream.receive()
+        except anyio.EndOfStream:
+            if self._buf:
+                raise anyio.IncompleteRead from None
+            raise
+
+    async def read(
+        self, idle_timeout: float | None, frame_timeout: float | None
+    ) -> list[Any]:
+        """The next message. `idle_timeout` bounds the wait for a frame to
+        start, `frame_timeout` the time its bytes take once it started.
+
+        Raises `ProtocolError` for an oversized or undecodable frame,
+        `TimeoutError` when a timeout passes, `anyio.EndOfStream` /
+        `anyio.IncompleteRead` when the peer closed.
+        """
+        msg = self._next()
+        if msg is not None:
+            return msg
+        if not self._buf:
+            if idle_timeout is None:
+                await self._fill()
+            else:
+                with anyio.fail_after(idle_timeout):
+                    await self._fill()
+            msg = self._next()
+            if msg is not None:
+                return msg
+        with anyio.fail_after(frame_timeout):
+            while True:
+                await self._fill()
+                msg = self._next()
+                if msg is not None:
+                    return msg
+
+
+def decode(body: bytes) -> list[Any]:
+    """A message from a frame's body; `ProtocolError` if it is not one."""
+    try:
+        msg = msgpack.unpackb(body, raw=False, use_list=True)
+    except Exception as exc:
+        raise ProtocolError(f"undecodable frame: {exc}") from None
+    if not isinstance(msg, list) or not msg or type(msg[0]) is not int:
+        raise ProtocolError("a frame must be an array starting with its kind")
+    return msg
+
+
+def expect(msg: list[Any], kind: int, types: Sequence[type | tuple[type, ...]]) -> None:
+    """Check a message's kind and the types of its items."""
+    if msg[0] != kind:
+        raise ProtocolError(f"expected message kind {kind}, got {msg[0]}")
+    if len(msg) != len(types) + 1:
+        raise ProtocolError(
+            f"message kind {kind} has {len(types) + 1} items, got {len(msg)}"
+        )
+    for i, (item, typ) in enumerate(zip(msg[1:], types, strict=True), 1):
+        if not isinstance(item, typ) or (isinstance(item, bool) and typ is int):
+            raise ProtocolError(
+                f"message kind {kind}: item {i} has the wrong type "
+                f"{type(item).__name__}"
+            )
+
+
+def check_time(time: object, n: int) -> list[int]:
+    """A full time of `n` non-negative ticks, or `ProtocolError`."""
+    if not isinstance(time, list) or len(time) != n:
+        raise ProtocolError(f"a time must list {n} ticks")
+    for t in time:
+        if type(t) is not int or t < 0:
+            raise ProtocolError(f"bad tick {t!r}")
+    return time
+
+
+def check_pairs(flat: object, n: int) -> list[tuple[int, int]]:
+    """Flat `[index, tick, ...]` pairs of an update, or `ProtocolError`."""
+    if not isinstance(flat, list) or len(flat) % 2:
+        raise ProtocolError("an update must list index, tick pairs")
+    pairs = list(zip(flat[::2], flat[1::2], strict=True))
+    for i, t in pairs:
+        if type(i) is not int or not 0 <= i < n or type(t) is not int or t < 0:
+            raise ProtocolError(f"bad update pair {i!r}, {t!r}")
+    return pairs
