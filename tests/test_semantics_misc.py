@@ -33,6 +33,20 @@ def test_10_1_1_dispose_idempotent() -> None:
     assert calls == ["x"]
 
 
+def test_on_dispose_unregister() -> None:
+    calls: list[str] = []
+    m = am.Machine(ABCD())
+    unregister = m.on_dispose(lambda: calls.append("dropped"))
+    m.on_dispose(lambda: calls.append("kept"))
+    unregister()
+    unregister()  # twice is harmless
+    m.dispose()
+    assert calls == ["kept"]
+    # on a disposed machine: called at once, unregistering is a no-op
+    m.on_dispose(lambda: calls.append("late"))()
+    assert calls == ["kept", "late"]
+
+
 def test_10_1_2_graceful_start_removal() -> None:
     schema = {"Start": am.State(), "A": am.State()}
     rec = recorder(["Start", "A"], only=["StartExit", "StartEnd"])

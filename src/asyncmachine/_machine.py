@@ -1508,14 +1508,24 @@ class CoreMachine:
 
     # -------------------------------------------------------------- dispose
 
-    def on_dispose(self, fn: Callable[[], None]) -> None:
-        """Call `fn` when the machine is disposed (at once if it already is)."""
+    def on_dispose(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call `fn` when the machine is disposed (at once if it already is).
+
+        Returns a function that unregisters `fn`.
+        """
         if self._disposed:
             fn()
-            return
+            return _noop
         if self._on_dispose is None:
             self._on_dispose = []
         self._on_dispose.append(fn)
+
+        def unregister() -> None:
+            fns = self._on_dispose
+            if fns is not None and fn in fns:
+                fns.remove(fn)
+
+        return unregister
 
     def dispose(self) -> None:
         """Stop the machine: cancel contexts, wake waiters, drop the queue."""
@@ -1594,3 +1604,7 @@ class CoreMachine:
                 if rel:
                     out.append(f"    |{label:<9}{' '.join(rel)}\n")
         return "".join(out)
+
+
+def _noop() -> None:
+    return None
