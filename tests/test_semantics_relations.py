@@ -676,6 +676,29 @@ def test_4_4_require_cycle_disables_topology_and_logs() -> None:
     assert targets2 == [["D", "C"]]
 
 
+def test_4_4_long_require_chain_sorts_without_recursion() -> None:
+    """The require topology of a chain longer than Python's recursion
+    limit (a schema the linter and the constructor walk, too)."""
+    n = 3000
+    schema = {
+        f"S{i}": am.State(require=[f"S{i + 1}"] if i < n - 1 else []) for i in range(n)
+    }
+    m = am.Machine(schema)
+    targets = targets_of(m)
+    m.add([f"S{i}" for i in range(n - 3, n)])
+    assert targets == [[f"S{n - 1}", f"S{n - 2}", f"S{n - 3}"]]
+
+
+def test_4_4_require_cycle_message_names_the_cycle() -> None:
+    schema = ABCD(
+        A=am.State(require=["B"]), B=am.State(require=["C"]), C=am.State(require=["A"])
+    )
+    _, log = logged_machine(schema, am.LogLevel.CHANGES)
+    assert log.with_prefix("[resolver] relation error: ") == [
+        "[resolver] relation error: require cycle A -> B -> C -> A"
+    ]
+
+
 # ---------------------------------------------------------------------------
 # §4.5 exits and enters
 

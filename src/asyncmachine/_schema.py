@@ -152,32 +152,33 @@ class CompiledSchema:
         )
 
     def _topology(self) -> dict[str, int]:
+        # a depth-first post-order over `require`, iterative so that long
+        # require chains don't hit the recursion limit
         order: list[str] = []
         done: set[str] = set()
-        visiting: list[str] = []
-        on_path: set[str] = set()
-
-        def visit(name: str) -> bool:
-            if name in done:
-                return True
-            if name in on_path:
-                cycle = [*visiting[visiting.index(name) :], name]
-                self.relation_error = "require cycle " + " -> ".join(cycle)
-                return False
-            on_path.add(name)
-            visiting.append(name)
-            for req in self.require[name]:
-                if not visit(req):
-                    return False
-            visiting.pop()
-            on_path.discard(name)
-            done.add(name)
-            order.append(name)
-            return True
-
-        for name in self.names:
-            if self.require[name] and not visit(name):
-                return {}
+        require = self.require
+        for root in self.names:
+            if root in done or not require[root]:
+                continue
+            path: list[str] = [root]
+            on_path = {root}
+            todo = [iter(require[root])]
+            while todo:
+                nxt = next(todo[-1], None)
+                if nxt is None:
+                    todo.pop()
+                    name = path.pop()
+                    on_path.discard(name)
+                    done.add(name)
+                    order.append(name)
+                elif nxt in on_path:
+                    cycle = [*path[path.index(nxt) :], nxt]
+                    self.relation_error = "require cycle " + " -> ".join(cycle)
+                    return {}
+                elif nxt not in done:
+                    path.append(nxt)
+                    on_path.add(nxt)
+                    todo.append(iter(require[nxt]))
         return {n: i for i, n in enumerate(order)}
 
     def sort(self, states: Sequence[str]) -> list[str]:
