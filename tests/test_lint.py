@@ -299,3 +299,16 @@ def test_every_code_is_described() -> None:
         "exception-not-multi",
     ]
     assert all(LINT_CODES.values())
+
+
+def test_long_relation_chains_and_cycles() -> None:
+    """Chains longer than Python's recursion limit lint without recursion."""
+    n = 3000
+    chain = {
+        f"S{i}": am.State(require=[f"S{i + 1}"] if i < n - 1 else []) for i in range(n)
+    }
+    assert am.lint(chain) == []
+    ring = {f"S{i}": am.State(require=[f"S{(i + 1) % n}"]) for i in range(n)}
+    issues = am.lint(ring)
+    assert [i.code for i in issues] == ["require-cycle"]
+    assert len(issues[0].states) == n

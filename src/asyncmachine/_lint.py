@@ -8,7 +8,7 @@ same `SchemaError` for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final, final
 
 import attrs
@@ -71,39 +71,52 @@ def lint(schema: Mapping[str, State], *, ignore: Iterable[str] = ()) -> list[Lin
 def _sccs(
     names: tuple[str, ...], edges: Mapping[str, Iterable[str]]
 ) -> list[list[str]]:
-    """Strongly connected components with more than one state, state order."""
+    """Strongly connected components with more than one state, state order.
+
+    Tarjan's algorithm, iterative so that long relation chains don't hit
+    the recursion limit.
+    """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
     out: list[list[str]] = []
 
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in edges[v]:
-            if w == v:
-                continue
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp: list[str] = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
+    for root in names:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(edges[root]))]
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
                 if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(comp)
-
-    for name in names:
-        if name not in index:
-            visit(name)
+                    continue
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(edges[w])))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+            if low[v] == index[v]:
+                comp: list[str] = []
+                while True:
+                    x = stack.pop()
+                    on_stack.discard(x)
+                    comp.append(x)
+                    if x == v:
+                        break
+                if len(comp) > 1:
+                    out.append(comp)
     order = {n: i for i, n in enumerate(names)}
     comps = [sorted(c, key=order.__getitem__) for c in out]
     return sorted(comps, key=lambda c: order[c[0]])
@@ -115,21 +128,20 @@ def _cycle_path(comp: list[str], edges: Mapping[str, Iterable[str]]) -> list[str
     start = comp[0]
     path = [start]
     seen = {start}
-
-    def walk(v: str) -> bool:
-        for w in edges[v]:
-            if w == start and len(path) > 1:
-                path.append(start)
-                return True
-            if w in members and w not in seen:
-                seen.add(w)
-                path.append(w)
-                if walk(w):
-                    return True
-                path.pop()
-        return False
-
-    walk(start)
+    work: list[Iterator[str]] = [iter(edges[start])]
+    while work:
+        w = next(work[-1], None)
+        if w is None:
+            work.pop()
+            path.pop()
+            continue
+        if w == start and len(path) > 1:
+            path.append(start)
+            return path
+        if w in members and w not in seen:
+            seen.add(w)
+            path.append(w)
+            work.append(iter(edges[w]))
     return path
 
 
