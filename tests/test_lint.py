@@ -303,7 +303,7 @@ def test_every_code_is_described() -> None:
 
 def test_long_relation_chains_and_cycles() -> None:
     """Chains longer than Python's recursion limit lint without recursion."""
-    n = 3000
+    n = 1500
     chain = {
         f"S{i}": am.State(require=[f"S{i + 1}"] if i < n - 1 else []) for i in range(n)
     }
