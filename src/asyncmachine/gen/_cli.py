@@ -28,6 +28,7 @@ examples:
       --inherit basic,connected --groups 'Group1(State1;State2)'
   am-gen states-file -n Mach 'Idle:auto:remove(_Work)' 'Busy:remove(_Work)' \\
       -g 'Work(Idle;Busy)' -o states/
+  am-gen states-file -n Mach Idle,Busy -o -   # to stdout
   am-gen lint mypkg.states:MY_MACH_SCHEMA
   am-gen check states/*.py
 """
@@ -89,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     sf.add_argument(
         "-o",
         "--output",
-        help="file to write, or a directory for ss_<name>.py (default: stdout)",
+        help="file to write, a directory for ss_<name>.py, or - for stdout "
+        "(default: ss_<name>.py in the current directory)",
     )
     sf.add_argument(
         "-f", "--force", action="store_true", help="overwrite the output file"
@@ -144,16 +146,17 @@ def _generate(args: argparse.Namespace) -> str:
 def _states_file(args: argparse.Namespace) -> int:
     _importable_cwd()
     source = _generate(args)
-    if args.output is None:
+    if args.output == "-":
         sys.stdout.write(source)
         return 0
-    path = Path(args.output)
+    # like Go's am-gen: ss_<name>.py in the current directory by default
+    path = Path(args.output or ".")
     if path.is_dir():
         path = path / f"ss_{snake(args.name[:1].upper() + args.name[1:])}.py"
     if path.exists() and not args.force:
-        raise _Fail(f"{path} exists; use --force to overwrite it")
+        raise _Fail(f"{path} already exists; delete it or use --force")
     path.write_text(source, encoding="utf-8")
-    sys.stderr.write(f"generated {path}\n")
+    sys.stdout.write(f"Generated {path}\n")
     return 0
 
 

@@ -11,7 +11,7 @@ states. Merge a schema into your own with `am.schema_merge`:
 
 - basic: `Start`, `Ready`, `Healthcheck`, `Heartbeat` and error states;
 - connected: a connection's four states, and a pool of connections;
-- disposed: disposal in states.
+- disposed: disposal in states, and `DisposedHandlers` running it.
 
 The connected and disposed schemas include the basic one (they need
 `Start`).
@@ -23,20 +23,30 @@ from ._connected import CONN_POOL_SCHEMA as CONN_POOL_SCHEMA
 from ._connected import CONNECTED_SCHEMA as CONNECTED_SCHEMA
 from ._connected import ConnectedGroups as ConnectedGroups
 from ._connected import ConnectedStates as ConnectedStates
+from ._connected import ConnectingError as ConnectingError
 from ._connected import ConnPoolGroups as ConnPoolGroups
 from ._connected import ConnPoolStates as ConnPoolStates
+from ._connected import add_err_connecting as add_err_connecting
+from ._disposed import DISPOSED_ARG_HANDLER as DISPOSED_ARG_HANDLER
 from ._disposed import DISPOSED_SCHEMA as DISPOSED_SCHEMA
+from ._disposed import DisposalHandler as DisposalHandler
+from ._disposed import DisposedHandlers as DisposedHandlers
 from ._disposed import DisposedStates as DisposedStates
 
 __all__ = [
     "BASIC_SCHEMA",
     "CONNECTED_SCHEMA",
     "CONN_POOL_SCHEMA",
+    "DISPOSED_ARG_HANDLER",
     "DISPOSED_SCHEMA",
     "BasicStates",
     "ConnPoolGroups",
     "ConnPoolStates",
     "ConnectedGroups",
     "ConnectedStates",
+    "ConnectingError",
+    "DisposalHandler",
+    "DisposedHandlers",
     "DisposedStates",
+    "add_err_connecting",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final, final
 
 import asyncmachine as am
 
@@ -48,6 +48,24 @@ CONNECTED_SCHEMA: Final[am.Schema] = am.schema_merge(
     },
 )
 """Relations of `ConnectedStates`, with the basic schema."""
+
+
+@final
+class ConnectingError(Exception):
+    """A connection error, raised from its cause; see `add_err_connecting`."""
+
+
+def add_err_connecting(
+    mach: am.Machine, exc: BaseException, args: dict[str, Any] | None = None
+) -> am.Result:
+    """Wrap `exc` in `ConnectingError` and add it as `ErrConnecting`.
+
+    `mach.err` becomes the `ConnectingError` (`error connecting: ...`), with
+    `exc` as its `__cause__`.
+    """
+    err = ConnectingError(f"error connecting: {exc}")
+    err.__cause__ = exc
+    return mach.add_err_state(ConnectedStates.ErrConnecting, err, args)
 
 
 class ConnPoolStates(BasicStates):
