@@ -482,8 +482,9 @@ def test_cond() -> None:
 def test_tag_value() -> None:
     tags = ["kind:worker", "debug", "port:80"]
     assert amhelp.tag_value(tags, "kind") == "worker"
-    assert amhelp.tag_value(tags, "debug") == ""
-    assert amhelp.tag_value(tags, "nope") is None
+    # as Go's TagValue: a bare tag gives its name, a missing one ""
+    assert amhelp.tag_value(tags, "debug") == "debug"
+    assert amhelp.tag_value(tags, "nope") == ""
 
 
 def test_public_classes_show_the_helpers_module() -> None:

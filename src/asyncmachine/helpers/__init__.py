@@ -19,6 +19,7 @@ from ._misc import Cond as Cond
 from ._misc import activations as activations
 from ._misc import is_multi as is_multi
 from ._misc import tag_value as tag_value
+from ._misc import tag_value_int as tag_value_int
 from ._mutate import EvalError as EvalError
 from ._mutate import add1_async as add1_async
 from ._mutate import add1_sync as add1_sync
@@ -95,6 +96,7 @@ __all__ += [
     "req_remove",
     "req_remove1",
     "tag_value",
+    "tag_value_int",
     "wait",
     "wait_for_all",
     "wait_for_any",

@@ -10,7 +10,7 @@ import attrs
 from .._machine import CoreMachine
 from .._types import StateNameError
 
-__all__ = ["Cond", "activations", "is_multi", "tag_value"]
+__all__ = ["Cond", "activations", "is_multi", "tag_value", "tag_value_int"]
 
 
 def activations(tick: int) -> int:
@@ -61,8 +61,11 @@ class Cond:
     clock: dict[str, int] = attrs.field(factory=dict, converter=_clock)
     """Each state's tick is at least this value."""
 
-    def check(self, mach: CoreMachine) -> bool:
-        """True if `mach` meets every part of the condition."""
+    def check(self, mach: CoreMachine | None) -> bool:
+        """True if `mach` meets every part of the condition (False for None,
+        as in Go)."""
+        if mach is None:
+            return False
         if self.is_ and not mach.is_(self.is_):
             return False
         if self.not_ and mach.any1(*self.not_):
@@ -78,14 +81,28 @@ class Cond:
         return not (self.is_ or self.any_ or self.any1 or self.not_ or self.clock)
 
 
-def tag_value(tags: Iterable[str], key: str) -> str | None:
-    """The value of the first `key:value` tag (`""` for a bare `key` tag),
-    or None if no tag has that key."""
+def tag_value(tags: Iterable[str], key: str) -> str:
+    """The value of the first `key:value` tag, `key` itself for a bare
+    `key` tag, or `""` if no tag has that key (as Go's `TagValue`)."""
     for tag in tags:
         name, sep, value = tag.partition(":")
         if name == key:
-            return value if sep else ""
-    return None
+            return value if sep else key
+    return ""
+
+
+def tag_value_int(tags: Iterable[str], key: str) -> int:
+    """`tag_value` as an int: -1 if no tag has `key` (Go: `TagValueInt`).
+
+    Raises ValueError naming the tag when its value is not an int.
+    """
+    value = tag_value(tags, key)
+    if not value:
+        return -1
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"tag {key!r} has no int value: {value!r}") from None
 
 
 Cond.__module__ = "asyncmachine.helpers"

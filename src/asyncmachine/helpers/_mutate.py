@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, Final, TypeVar, final
+from typing import Any, Final, TypeVar, final, overload
 
 import anyio
 import anyio.to_thread
@@ -324,24 +324,46 @@ def ask_remove1(
 
 @final
 class _RemoveMulti:
-    __slots__ = ("state",)
+    __slots__ = ("mach", "state")
 
-    def __init__(self, state: str) -> None:
+    def __init__(self, state: str, mach: CoreMachine | None) -> None:
         self.state = state
+        self.mach = mach
 
     def __call__(self, e: Event) -> None:
-        e.machine.remove1(self.state)
+        (e.machine if self.mach is None else self.mach).remove1(self.state)
 
     def __repr__(self) -> str:
-        return f"remove_multi({self.state!r})"
+        if self.mach is None:
+            return f"remove_multi({self.state!r})"
+        return f"remove_multi({self.mach.id}, {self.state!r})"
 
 
-def remove_multi(state: str) -> Callable[[Event], None]:
+@overload
+def remove_multi(state: str, /) -> Callable[[Event], None]: ...
+@overload
+def remove_multi(mach: CoreMachine, state: str, /) -> Callable[[Event], None]: ...
+def remove_multi(
+    mach_or_state: CoreMachine | str, state: str | None = None, /
+) -> Callable[[Event], None]:
     """A final handler that removes `state` again (for `FooState` of a Multi
-    or action state): `FooState = remove_multi("Foo")` in a handler class."""
-    if not isinstance(state, str):
-        raise TypeError(f"remove_multi takes a state name, got {state!r}")
-    return _RemoveMulti(state)
+    or action state): `FooState = remove_multi("Foo")` in a handler class.
+
+    `remove_multi(mach, "Foo")` (Go's form) removes it from `mach` rather
+    than from the machine that called the handler.
+    """
+    if isinstance(mach_or_state, CoreMachine):
+        mach: CoreMachine | None = mach_or_state
+        name: object = state
+    else:
+        mach, name = None, mach_or_state
+        if state is not None:
+            raise TypeError("remove_multi(state) takes one state name")
+    if not isinstance(name, str):
+        raise TypeError(f"remove_multi takes a state name, got {name!r}")
+    if mach is not None and not mach.has1(name):
+        raise StateNameError(name, mach.id)
+    return _RemoveMulti(name, mach)
 
 
 @final

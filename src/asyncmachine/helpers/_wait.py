@@ -132,7 +132,8 @@ async def wait_for_all(*events: Waitable, ctx: StateCtx | None = None) -> bool:
     """Wait until every event is set.
 
     Returns True once all are set (at once if they already are), False when
-    `ctx` expired first. For a deadline, wrap the call in `anyio.fail_after`.
+    `ctx` expired first. For a deadline (Go's `timeout` argument), wrap the
+    call in `anyio.fail_after`.
     """
     return await _race(events, True, ctx, None)
 

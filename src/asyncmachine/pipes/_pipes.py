@@ -22,14 +22,20 @@ from .._types import EXCEPTION, MachineDisposedError, StateNameError
 
 __all__ = [
     "Pipe",
+    "PipeHandler",
+    "add",
+    "add_flat",
     "bind",
     "bind_any",
+    "bind_connected",
     "bind_err",
     "bind_many",
     "bind_ready",
     "bind_start",
     "pipe_add",
     "pipe_remove",
+    "remove",
+    "remove_flat",
     "sync",
 ]
 
@@ -46,7 +52,7 @@ class Pipe:
     also stops for good when either machine is disposed.
     """
 
-    __slots__ = ("_closed", "binding_id", "kind", "source", "target")
+    __slots__ = ("_closed", "_unsubs", "binding_id", "kind", "source", "target")
 
     def __init__(
         self, source: CoreMachine, target: CoreMachine, kind: str, binding_id: str
@@ -60,6 +66,7 @@ class Pipe:
         self.binding_id = binding_id
         """Id of the handler binding on the source."""
         self._closed = False
+        self._unsubs: list[Callable[[], None]] = []
 
     @property
     def closed(self) -> bool:
@@ -70,6 +77,16 @@ class Pipe:
         """Stop piping: detach the pipe's handlers from the source."""
         self._closed = True
         self._detach()
+        # forget the dispose callbacks: a closed pipe holds nothing
+        unsubs, self._unsubs = self._unsubs, []
+        for unsub in unsubs:
+            unsub()
+
+    def _watch_dispose(self) -> None:
+        self._unsubs = [
+            self.source.on_dispose(self._on_dispose),
+            self.target.on_dispose(self._on_dispose),
+        ]
 
     def _detach(self) -> None:
         source = self.source
@@ -168,8 +185,7 @@ def _install(
     }
     obj = type("PipeHandlers", (), attrs)()
     source.bind_handlers(obj, id=binding_id)
-    source.on_dispose(pipe._on_dispose)
-    target.on_dispose(pipe._on_dispose)
+    pipe._watch_dispose()
     return pipe
 
 
@@ -190,6 +206,9 @@ def _pairs(
         raise ValueError(
             f"{len(states)} source states but {len(target_states)} target states"
         )
+    dups = sorted({s for s in states if states.count(s) > 1})
+    if dups:
+        raise ValueError(f"source state {dups[0]!r} is listed twice")
     return [
         (_check_state(source, s, "source state"), _check_state(target, t, "state"))
         for s, t in zip(states, target_states, strict=True)
@@ -303,10 +322,10 @@ def bind_err(
     source: CoreMachine, target: CoreMachine, target_state: str = EXCEPTION
 ) -> Pipe:
     """Pipe the source's errors: when `Exception` activates in `source`,
-    add `target_state` (and `Exception`) to `target` with the source's
-    error as the target's `err`."""
+    add `target_state` (default and `""`: `Exception`; else it and
+    `Exception`) to `target` with the source's error as the target's `err`."""
     _check_machines(source, target)
-    tstate = _check_state(target, target_state, "target_state")
+    tstate = _check_state(target, target_state or EXCEPTION, "target_state")
     return _install(
         source,
         target,
@@ -333,6 +352,41 @@ def bind_start(
 ) -> Pipe:
     """`bind` for the conventional `Start` state of `source`."""
     return bind(source, target, "Start", active_state, inactive_state)
+
+
+_CONNECTED_STATES: Final = ("Disconnected", "Connecting", "Connected", "Disconnecting")
+
+
+def bind_connected(
+    source: CoreMachine,
+    target: CoreMachine,
+    disconnected: str = "",
+    connecting: str = "",
+    connected: str = "",
+    disconnecting: str = "",
+) -> Pipe:
+    """`bind` the four states of a connection (`asyncmachine.states`'
+    `ConnectedStates`) of `source` to target states, in one pipe.
+
+    Each target state is optional (`""`: not piped), at least one is needed:
+    `bind_connected(client, app, connected="ServerUp")`.
+    """
+    _check_machines(source, target)
+    chosen = (disconnected, connecting, connected, disconnecting)
+    pairs = [(s, t) for s, t in zip(_CONNECTED_STATES, chosen, strict=True) if t]
+    if not pairs:
+        raise ValueError("bind_connected needs at least one target state")
+    pairs = _pairs(source, target, [s for s, _ in pairs], [t for _, t in pairs])
+
+    def build(p: Pipe) -> dict[str, Handler]:
+        methods: dict[str, Handler] = {}
+        for s, t in pairs:
+            methods[s + "State"] = _adder(p, t, _is_err_state(target, t))
+            methods[s + "End"] = _remover(p, t)
+        return methods
+
+    label = " ".join(f"{s}->{t}" for s, t in pairs)
+    return _install(source, target, f"connected {label}", build)
 
 
 def bind_any(source: CoreMachine, target: CoreMachine) -> Pipe:
@@ -389,3 +443,117 @@ def sync(
     if remove:
         target.remove(remove)
     return len(pairs)
+
+
+# ---------------------------------------------------------- manual piping
+
+
+@final
+class PipeHandler:
+    """A final handler that pipes one state into another machine (made by
+    `add`, `remove`, `add_flat`, `remove_flat`).
+
+    Put it in a handler object of the source, under the source state's
+    `State` or `End` name; it stops (does nothing) once either machine was
+    disposed.
+    """
+
+    __slots__ = ("_fn", "_pipe")
+
+    def __init__(self, pipe: Pipe, fn: Handler) -> None:
+        self._pipe = pipe
+        self._fn = fn
+
+    @property
+    def pipe(self) -> Pipe:
+        """The pipe's description (source, target, kind, `closed`)."""
+        return self._pipe
+
+    def __call__(self, e: Event) -> None:
+        if not self._pipe._closed:
+            self._fn(e)
+
+    def __repr__(self) -> str:
+        return f"<PipeHandler {self._pipe.kind} {self._pipe.source.id}->{self._pipe.target.id}>"
+
+
+def _manual(
+    source: CoreMachine,
+    target: CoreMachine,
+    state: str,
+    target_state: str,
+    kind: str,
+) -> tuple[Pipe, str]:
+    _check_machines(source, target)
+    state = _check_state(source, state, "state")
+    tstate = _check_state(target, target_state or state, "target_state")
+    pipe = Pipe(source, target, f"{kind} {state}->{tstate}", "")
+    pipe._watch_dispose()
+    return pipe, tstate
+
+
+def add(
+    source: CoreMachine, target: CoreMachine, state: str, target_state: str = ""
+) -> PipeHandler:
+    """A `FooState` handler for manual piping (Go: `pipes.Add`): adds
+    `target_state` (default: `state`) to `target` with a copy of the args.
+
+    ```
+    class Piped:
+        FooState = pipes.add(source, target, "Foo", "RemoteFoo")
+        FooEnd = pipes.remove(source, target, "Foo", "RemoteFoo")
+
+
+    source.bind_handlers(Piped())
+    ```
+
+    Error target states bring the source's error along, as in `pipe_add`.
+    """
+    pipe, tstate = _manual(source, target, state, target_state, "add")
+    return PipeHandler(pipe, _adder(pipe, tstate, _is_err_state(target, tstate)))
+
+
+def remove(
+    source: CoreMachine, target: CoreMachine, state: str, target_state: str = ""
+) -> PipeHandler:
+    """A `FooEnd` handler for manual piping (Go: `pipes.Remove`): removes
+    `target_state` (default: `state`) from `target`."""
+    pipe, tstate = _manual(source, target, state, target_state, "remove")
+    return PipeHandler(pipe, _remover(pipe, tstate))
+
+
+def add_flat(
+    source: CoreMachine, target: CoreMachine, state: str, target_state: str = ""
+) -> PipeHandler:
+    """`add` that skips needless mutations (Go: `pipes.AddFlat`): nothing
+    happens while `target_state` is active in `target`, and no args are
+    passed. Suits Multi source states (a re-activation is not piped)."""
+    pipe, tstate = _manual(source, target, state, target_state, "add_flat")
+    err = _is_err_state(target, tstate)
+    names = [tstate] if tstate == EXCEPTION or not err else [tstate, EXCEPTION]
+    # an error state still brings the source's error along
+    adder = _adder(pipe, tstate, err)
+
+    def handler(e: Event) -> None:
+        if target.is_(names):
+            return
+        if err:
+            adder(e)
+        else:
+            target.add1(tstate)
+
+    return PipeHandler(pipe, handler)
+
+
+def remove_flat(
+    source: CoreMachine, target: CoreMachine, state: str, target_state: str = ""
+) -> PipeHandler:
+    """`remove` that skips needless mutations (Go: `pipes.RemoveFlat`):
+    nothing happens while `target_state` is inactive, no args are passed."""
+    pipe, tstate = _manual(source, target, state, target_state, "remove_flat")
+
+    def handler(e: Event) -> None:
+        if target.is1(tstate):
+            target.remove1(tstate)
+
+    return PipeHandler(pipe, handler)
