@@ -845,3 +845,32 @@ def test_11_2_ctx_match_line() -> None:
     m.add1("A")
     assert "[ctx:match] A" in log.lines
     assert log.levels_of("[ctx:match]") == [OPS]
+
+
+# ---------------------------------------------------------------------------
+# tracers detaching inside hooks
+
+
+def test_tracer_detaching_itself_in_a_hook_does_not_skip_the_next() -> None:
+    seen: list[str] = []
+
+    class Quitter(am.Tracer):
+        def transition_end(self, transition: am.Transition) -> None:
+            seen.append("quitter")
+            transition.machine.detach_tracer(self)
+
+    class Watcher(am.Tracer):
+        def transition_end(self, transition: am.Transition) -> None:
+            seen.append("watcher")
+
+    m = am.Machine(ABCD())
+    quitter, watcher = Quitter(), Watcher()
+    m.bind_tracer(quitter)
+    m.bind_tracer(watcher)
+    m.add1("A")
+    assert seen == ["quitter", "watcher"]
+    assert m.tracers == (watcher,)
+    m.add1("B")
+    assert seen == ["quitter", "watcher", "watcher"]
+    with pytest.raises(ValueError, match="not bound"):
+        m.detach_tracer(quitter)

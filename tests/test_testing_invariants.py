@@ -132,7 +132,7 @@ def test_run_mutations() -> None:
     assert run_mutations(SCHEMA, steps) == [am.Result.EXECUTED] * 4
     m = am.Machine(SCHEMA)
     assert run_mutations(m, [("add", ["B"], None)]) == [am.Result.CANCELED]
-    assert m._tracers == []  # the checker is detached afterwards
+    assert m._tracers == ()  # the checker is detached afterwards
     with pytest.raises(ValueError, match="'pop'"):
         run_mutations(SCHEMA, [("pop", ["A"], None)])
     with pytest.raises(am.StateNameError):

@@ -241,7 +241,9 @@ class CoreMachine:
         self._bind_count = 0
         self._bind_gen = 0
         self._ever_bound = False
-        self._tracers: list[Tracer] = []
+        # a tuple, replaced on bind/detach: a tracer that detaches itself (or
+        # another) inside a hook doesn't make the others miss that call
+        self._tracers: tuple[Tracer, ...] = ()
         self._breakpoints: list[_Breakpoint] = []
 
         env_level = _env_level()
@@ -1381,20 +1383,19 @@ class CoreMachine:
             raise TypeError(f"expected an am.Tracer, got {type(tracer).__name__}")
         if tracer in self._tracers:
             raise ValueError("this tracer is already bound")
-        self._tracers.append(tracer)
+        self._tracers = (*self._tracers, tracer)
         tracer.machine_init(_api(self))
 
     def detach_tracer(self, tracer: Tracer) -> None:
         """Detach a bound tracer."""
-        try:
-            self._tracers.remove(tracer)
-        except ValueError:
-            raise ValueError("this tracer is not bound") from None
+        if tracer not in self._tracers:
+            raise ValueError("this tracer is not bound")
+        self._tracers = tuple(t for t in self._tracers if t is not tracer)
 
     @property
     def tracers(self) -> tuple[Tracer, ...]:
         """The bound tracers."""
-        return tuple(self._tracers)
+        return self._tracers
 
     # ----------------------------------------------------------- breakpoints
 
