@@ -11,6 +11,8 @@ in what is bound to them:
   detaches itself at bind time;
 - ``otel, SDK, sampled out``: the same with an SDK ``TracerProvider``
   whose sampler drops everything (``ALWAYS_OFF``);
+- ``otel, SDK, disabled``: an SDK ``TracerProvider`` asked for its tracer
+  under ``OTEL_SDK_DISABLED=true``, which hands out the API's no-op tracer;
 - ``otel, SDK, no processor``: an ``OtelTracer`` on an SDK
   ``TracerProvider`` with no span processor: every span is built and
   recorded, then dropped;
@@ -18,7 +20,7 @@ in what is bound to them:
   ``transitions=False`` (state activation spans only);
 - ``prometheus``: a ``PrometheusMetrics`` (not scraped);
 - ``logging (level off)``: ``bind_logging`` with the machine's log level at
-  ``NOTHING``.
+  ``NOTHING`` (the logger is then the log sink but not a tracer).
 
 and prints nanoseconds per transition and the ratio to ``unbound``. Two
 workloads: ``toggle`` (A and B remove each other; alternate ``add1("A")`` /
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import os
 import platform
 import sys
 import time
@@ -94,6 +97,19 @@ def _otel_sampled_out(mach: am.Machine) -> None:
     mach.bind_tracer(OtelTracer(provider.get_tracer("bench")))
 
 
+def _otel_sdk_disabled(mach: am.Machine) -> None:
+    old = os.environ.get("OTEL_SDK_DISABLED")
+    os.environ["OTEL_SDK_DISABLED"] = "true"
+    try:
+        tracer = TracerProvider().get_tracer("bench")
+    finally:
+        if old is None:
+            del os.environ["OTEL_SDK_DISABLED"]
+        else:
+            os.environ["OTEL_SDK_DISABLED"] = old
+    mach.bind_tracer(OtelTracer(tracer))
+
+
 def _otel_sdk(mach: am.Machine) -> None:
     mach.bind_tracer(OtelTracer(TracerProvider().get_tracer("bench")))
 
@@ -120,6 +136,7 @@ VARIANTS: list[tuple[str, Callable[[am.Machine], None]]] = [
     ("empty am.Tracer", _empty_tracer),
     ("otel, API no-op", _otel_noop),
     ("otel, SDK, sampled out", _otel_sampled_out),
+    ("otel, SDK, disabled", _otel_sdk_disabled),
     ("otel, SDK, no processor", _otel_sdk),
     ("otel, SDK, no processor, states only", _otel_sdk_states),
     ("prometheus", _prometheus),

@@ -81,9 +81,10 @@ async def test_records_carry_machine_and_transition(
         "states": ["A"],
         "am_args": {"path": "/x", "req_id": "r-7"},
     }
-    # OPS lines are DEBUG; the queue line comes before the transition exists
+    # OPS lines are INFO; the queue line comes before the transition exists
     queued = rec.by_text("[queue:add] A")
-    assert queued.levelno == logging.DEBUG
+    assert queued.levelno == logging.INFO
+    assert queued.getMessage() == "[queue:add] A (path=/x req_id=r-7)"
     assert queued.tx_id == ""  # type: ignore[attr-defined]
     assert queued.states == []  # type: ignore[attr-defined]
     ext = rec.by_text("hello world")
@@ -106,8 +107,8 @@ def test_errors_are_error_records(logger: tuple[logging.Logger, Records]) -> Non
     assert err.levelno == logging.ERROR
     assert err.mutation == "add"  # type: ignore[attr-defined]
     assert err.called_states == ["Exception"]  # type: ignore[attr-defined]
-    # without the id prefix too
-    mach.log_id = False
+    # with the id prefix too
+    mach.log_id = True
     mach.add_err(RuntimeError("plain"))
     assert rec.by_text("[error] plain").levelno == logging.ERROR
 
@@ -120,13 +121,17 @@ def test_levels_and_filtering(logger: tuple[logging.Logger, Records]) -> None:
         mach,
         log,
         levels={am.LogLevel.CHANGES: logging.WARNING},
-        log_level=am.LogLevel.OPS,
+        log_level=am.LogLevel.DECISIONS,
     )
     assert sl.levels[am.LogLevel.OPS] == DEFAULT_LEVELS[am.LogLevel.OPS]
     mach.add1("A")
-    # OPS lines (DEBUG) are filtered by the logger's level before any work
-    assert [r.getMessage() for r in rec.records] == ["[m] [state] +A"]
-    assert rec.records[0].levelno == logging.WARNING
+    # DECISIONS lines (DEBUG) are filtered by the logger's level before any work
+    assert [r.getMessage() for r in rec.records] == [
+        "[queue:add] A",
+        "[add] A",
+        "[state] +A",
+    ]
+    assert [r.levelno for r in rec.records] == [logging.INFO] * 2 + [logging.WARNING]
 
 
 def test_default_logger_and_submachines(caplog: pytest.LogCaptureFixture) -> None:
@@ -140,8 +145,8 @@ def test_default_logger_and_submachines(caplog: pytest.LogCaptureFixture) -> Non
     parent.add1("B")
     got = [(r.name, r.machine_id, r.parent_id, r.getMessage()) for r in caplog.records]  # type: ignore[attr-defined]
     assert got == [
-        ("asyncmachine", "child", "parent", "[child] [state] +A"),
-        ("asyncmachine", "parent", "", "[paren] [state] +B"),
+        ("asyncmachine", "child", "parent", "[state] +A"),
+        ("asyncmachine", "parent", "", "[state] +B"),
     ]
     # no inheritance: the child keeps the default sink
     quiet = am.Machine(SCHEMA, id="top")
@@ -172,7 +177,7 @@ def test_json_formatter(logger: tuple[logging.Logger, Records]) -> None:
     mach.add1("A", pass_args(Req("r-1")))
     line = JsonFormatter().format(rec.records[0])
     data = json.loads(line)
-    assert data["message"] == "[j] [state] +A (req_id=r-1)"
+    assert data["message"] == "[state] +A (req_id=r-1)"
     assert data["level"] == "INFO"
     assert data["logger"] == "test.telemetry.logging"
     assert data["time"].endswith("+00:00")

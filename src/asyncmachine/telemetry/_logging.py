@@ -28,11 +28,14 @@ DEFAULT_LEVELS: Final[Mapping[LogLevel, int]] = {
     LogLevel.NOTHING: logging.INFO,
     LogLevel.EXTERNAL: logging.INFO,
     LogLevel.CHANGES: logging.INFO,
-    LogLevel.OPS: logging.DEBUG,
+    LogLevel.OPS: logging.INFO,
     LogLevel.DECISIONS: logging.DEBUG,
     LogLevel.EVERYTHING: logging.DEBUG,
 }
-"""The stdlib level of each machine log level; `[error...]` lines are ERROR."""
+"""The stdlib level of each machine log level; `[error...]` lines are ERROR.
+
+As asyncmachine-go's Loki and OpenTelemetry loggers: up to `OPS` is INFO,
+`DECISIONS` and `EVERYTHING` are DEBUG."""
 
 AM_FIELDS: Final = (
     "machine_id",
@@ -62,6 +65,13 @@ class StructuredLogger(Tracer):
     active states. JSON formatters and log shippers (e.g. to Loki) pick
     them up as fields. It is a tracer too, to know the running transition:
     use `bind_logging`, which binds both roles to one machine.
+
+    It is bound as the machine's tracer only while the machine logs: a
+    logger whose machine's log level is `NOTHING` is not a tracer (so the
+    machine costs what an unbound one does); the first record it emits binds
+    it, and a transition that ends at level `NOTHING` detaches it again
+    (when it is the machine's last tracer, the only one that can leave in
+    the middle of the core's hook calls).
     """
 
     def __init__(
@@ -104,8 +114,18 @@ class StructuredLogger(Tracer):
         self._tx = transition
 
     def transition_end(self, transition: Transition) -> None:
-        """The transition ended."""
+        """The transition ended; stop tracing when the machine logs nothing."""
         self._tx = None
+        mach = self._mach
+        if (
+            mach is not None
+            and transition.machine is mach
+            and mach.log_level is LogLevel.NOTHING
+            and mach.tracers[-1:] == (self,)
+        ):
+            # the core is iterating over its tracers: only the last one can
+            # leave without another one missing this call
+            mach.detach_tracer(self)
 
     def machine_dispose(self, machine_id: str) -> None:
         """No transition runs any more."""
@@ -123,7 +143,17 @@ class StructuredLogger(Tracer):
         logger = self.logger
         if not logger.isEnabledFor(py_level):
             return
+        mach = self._mach
+        if mach is not None and self not in mach.tracers:
+            self._trace(mach)
         logger.log(py_level, text, extra=self.fields(level))
+
+    def _trace(self, mach: Machine) -> None:
+        """Bind as `mach`'s tracer, picking up a transition already running."""
+        mach.bind_tracer(self)
+        tx = mach.transition
+        if tx is not None and not tx.is_completed:
+            self._tx = tx
 
     def fields(self, level: LogLevel = LogLevel.CHANGES) -> dict[str, Any]:
         """The `extra` fields a line logged now at `level` gets."""
@@ -160,15 +190,24 @@ def bind_logging(
 ) -> StructuredLogger:
     """Send `mach`'s log lines to stdlib `logging` with structured extras.
 
-    Binds a new `StructuredLogger` as the machine's tracer and log sink and
-    returns it. `log_level` also sets the machine's log level (otherwise
-    keep it, e.g. from `AM_LOG`); nothing is logged at `NOTHING`.
+    Makes a new `StructuredLogger` the machine's log sink and returns it.
+    `log_level` also sets the machine's log level (otherwise keep it, e.g.
+    from `AM_LOG`); nothing is logged at `NOTHING`. As in asyncmachine-go,
+    the messages lose their `[id] ` prefix (`mach.log_id = False`): the id
+    is the `machine_id` field. It is bound as the
+    machine's tracer too, but only while the level is above `NOTHING` (see
+    `StructuredLogger`): with logging off the machine runs at the cost of
+    an unbound one. Submachines inherit the logger only from a parent whose
+    logger is bound as a tracer when they are created.
     """
     sl = StructuredLogger(logger, levels=levels, inherit=inherit)
-    mach.bind_tracer(sl)
-    mach.logger = sl
     if log_level is not None:
         mach.log_level = LogLevel(log_level)
+    sl._mach = mach
+    mach.logger = sl
+    mach.log_id = False
+    if mach.log_level is not LogLevel.NOTHING:
+        mach.bind_tracer(sl)
     return sl
 
 
