@@ -470,7 +470,9 @@ async def test_bad_hellos(frame: bytes, error: str) -> None:
 
 
 async def test_truncated_frame_and_stalled_peers() -> None:
-    async with serve(handshake_timeout=0.3, idle_timeout=0.3, frame_timeout=0.3) as s:
+    # the raw peer's handshake must fit in handshake_timeout even on a busy
+    # machine; the stalls below wait out the timeouts
+    async with serve(handshake_timeout=0.5, idle_timeout=0.3, frame_timeout=0.3) as s:
         # truncated: the peer closes mid-frame
         async with await raw_peer(s.port) as peer:
             await handshake(peer)
@@ -497,14 +499,21 @@ async def test_truncated_frame_and_stalled_peers() -> None:
 
 
 async def test_heartbeat_keeps_a_quiet_client_connected() -> None:
+    # margins for a busy machine: the server drops the client after 0.5s
+    # without a ping, the client the server after 0.3s (3 heartbeats)
+    # without a pong
     async with (
-        serve(idle_timeout=0.2) as server,
-        connect(server, heartbeat=0.02) as client,
+        serve(idle_timeout=0.5) as server,
+        connect(server, heartbeat=0.1) as client,
     ):
-        # twenty pongs take longer than two idle timeouts of the server
-        await client.mach.when_ticks(CS.Heartbeat, 20)
+        # seven pongs (a multi state ticks by two when re-added) take longer
+        # than an idle timeout of the server
+        await client.mach.when_time1(CS.Heartbeat, 2 * 7 - 1)
         assert client.net_mach.connected and client.id in server.clients
         assert server.mach.not1(SS.ClientRejected)
+        # one connection all along: neither side dropped the other
+        assert client.mach.tick(CS.Connected) == 1
+        assert server.mach.tick(SS.ClientConnected) == 1
 
 
 # --------------------------------------------------------------------- repl

@@ -75,12 +75,13 @@ class NetMachine:
     `NotConnectedError`; the last known clock stays readable.
     """
 
-    __slots__ = ("_client", "_mirror", "_queue_tick", "source_id")
+    __slots__ = ("_client", "_mirror", "_queue_tick", "_queue_waiters", "source_id")
 
     def __init__(self, client: Client, schema: am.Schema, id: str) -> None:
         self._client = client
         self._mirror = am.Machine(schema, id=id)
         self._queue_tick = 0
+        self._queue_waiters: list[tuple[int, am.WhenEvent]] = []
         self.source_id = ""
         """Id of the remote source machine (known after the handshake)."""
 
@@ -199,6 +200,10 @@ class NetMachine:
     def __contains__(self, state: str) -> bool:
         return self._mirror.is1(state)
 
+    def is_err(self) -> bool:
+        """True if the source's Exception state is active."""
+        return self._mirror.is_err()
+
     def not_(self, states: Iterable[str]) -> bool:
         """True if none of `states` is active."""
         return self._mirror.not_(states)
@@ -310,6 +315,18 @@ class NetMachine:
         """Set when `fn(clock)` is truthy after a later clock push."""
         return self._mirror.when_query(fn, ctx)
 
+    def when_queue(self, tick: int) -> am.WhenEvent:
+        """Set once the source's processed queue tick (as pushed) reaches
+        `tick`, e.g. a `queue_tick` seen earlier; also set on disposal."""
+        if isinstance(tick, bool) or not isinstance(tick, int):
+            raise TypeError(f"tick must be an int, got {tick!r}")
+        event = am.WhenEvent()
+        if self._queue_tick >= tick or self._mirror.disposed:
+            event._set()
+        else:
+            self._queue_waiters.append((tick, event))
+        return event
+
     def when_disposed(self) -> am.WhenEvent:
         """Set once the client stopped for good."""
         return self._mirror.when_disposed()
@@ -331,6 +348,18 @@ class NetMachine:
     def _apply(self, pairs: Iterable[tuple[int, int]], queue_tick: int) -> None:
         self._queue_tick = queue_tick
         self._mirror._apply_remote_ticks(pairs)
+        if self._queue_waiters:
+            self._wake_queue(queue_tick)
+
+    def _wake_queue(self, queue_tick: float) -> None:
+        ready = [e for t, e in self._queue_waiters if t <= queue_tick]
+        self._queue_waiters = [(t, e) for t, e in self._queue_waiters if t > queue_tick]
+        for event in ready:
+            event._set()
+
+    def _dispose(self) -> None:
+        self._mirror.dispose()
+        self._wake_queue(math.inf)
 
     def _checksum(self) -> int:
         return w.checksum(self._mirror.time())
@@ -443,7 +472,7 @@ class Client:
         try:
             await tg.__aexit__(None, None, None)
         finally:
-            self.net_mach._mirror.dispose()
+            self.net_mach._dispose()
             await self.mach.__aexit__(exc_type, exc, tb)
 
     async def _run(self) -> None:
