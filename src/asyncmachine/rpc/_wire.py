@@ -17,7 +17,13 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 import attrs
-import msgpack  # type: ignore[import-untyped]
+
+try:
+    import msgpack  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "asyncmachine.rpc needs msgpack: pip install 'asyncmachine[rpc]'"
+    ) from exc
 
 __all__ = [
     "AuthError",
