@@ -24,6 +24,7 @@ MACHINE_METHODS = [
     "not1",
     "any",
     "any1",
+    "switch",
     "has",
     "has1",
     "tick",

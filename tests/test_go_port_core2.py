@@ -711,11 +711,6 @@ class Regexp(am.ExceptionHandler):
         self.input = ""
         self.cursor = 0
 
-    @staticmethod
-    def switch(mach: am.Machine, group: list[str]) -> str:
-        """Go `Machine.Switch`: the first active state of `group`."""
-        return next((s for s in group if mach.is1(s)), "")
-
     async def StartState(self, e: am.Event) -> None:
         # an async final handler: runs in Start's context (Go: a goroutine)
         self.input = e.args["input"]
@@ -736,7 +731,7 @@ class Regexp(am.ExceptionHandler):
             "Step1": "Step2",
             "Step2": "Step3",
         }
-        state = nxt.get(self.switch(mach, STEPS))
+        state = nxt.get(mach.switch(STEPS))
         if state:
             mach.add1(state)
 
@@ -1097,3 +1092,19 @@ async def test_fan_out_in() -> None:
 
 
 bound_async_tests(globals(), TIMEOUT)
+
+
+def test_switch_go() -> None:
+    """Go's `Machine.Switch`: the first active state of the groups, in order."""
+    m = am.Machine({s: am.State() for s in "ABCD"})
+    assert m.switch(["A", "B"]) == ""
+    m.add(["B", "C"])
+    assert m.switch(["A", "B", "C"]) == "B"
+    assert m.switch(["D"], ["C", "B"]) == "C"
+    assert m.switch() == ""
+    with pytest.raises(am.StateNameError, match="Nope"):
+        m.switch(["A", "Nope"])
+    with pytest.raises(TypeError):
+        m.switch("AB")
+    m.dispose()
+    assert m.switch(["B"]) == ""

@@ -106,6 +106,7 @@ async def test_mutations_return_real_results_and_clock_follows() -> None:
         assert net.is_time(src.time()) and net.is_clock(src.clock())
         assert net.has1("Alpha") and net.has(["Beta"]) and not net.has1("Nope")
         assert not net.any1("Alpha") and not net.any(["Alpha"])
+        assert net.switch(["Alpha", "Gamma"]) == ""
         assert "Alpha" not in net
         assert net.inspect(["Alpha"]).startswith("0 Alpha")
         assert net.schema.keys() == src.schema.keys()

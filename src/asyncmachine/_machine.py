@@ -1152,6 +1152,22 @@ class CoreMachine:
         ticks = self._ticks
         return any(ticks[s] & 1 for s in self._parse(states))
 
+    def switch(self, *groups: Iterable[str]) -> str:
+        """The first active state of `groups`, in order; `""` if none is.
+
+        Handy for `match` over a group of exclusive states (Go's `Switch`):
+        `match mach.switch(Groups.Playing): case "Playing": ...`.
+        """
+        if self._disposed:
+            return ""
+        parsed = [self._parse(g) for g in groups]
+        ticks = self._ticks
+        for group in parsed:
+            for s in group:
+                if ticks[s] & 1:
+                    return s
+        return ""
+
     def has(self, states: Iterable[str]) -> bool:
         """True if the schema has all `states`."""
         if self._disposed:

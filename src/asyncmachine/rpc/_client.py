@@ -220,6 +220,10 @@ class NetMachine:
         """True if one of `states` is active."""
         return self._mirror.any1(*states)
 
+    def switch(self, *groups: Iterable[str]) -> str:
+        """The first active state of `groups`, in order; `""` if none is."""
+        return self._mirror.switch(*groups)
+
     def has(self, states: Iterable[str]) -> bool:
         """True if the schema has all `states`."""
         return self._mirror.has(states)
