@@ -761,3 +761,23 @@ def test_8_3_final_raise_logs_cancel_by_recover(
         x.startswith("[recover] partial final states as (") for x in log.lines
     ) or raising.endswith("End")
     assert line in log.lines
+
+
+def test_8_3_1_err_is_set_before_tracers_see_the_transition_end() -> None:
+    seen: list[object] = []
+
+    class T(am.Tracer):
+        def transition_end(self, transition: am.Transition) -> None:
+            if not transition.is_accepted:
+                seen.append(transition.machine.err)
+
+    boom = ValueError("boom")
+
+    class H:
+        def AState(self, e: am.Event) -> None:
+            raise boom
+
+    m = am.Machine({"A": am.State()}, handlers=H(), tracers=[T()])
+    m.add1("A")
+    assert seen and seen[0] is boom
+    assert m.err is boom

@@ -1057,6 +1057,10 @@ class CoreMachine:
             self._end_tx(tx)
             raise exc
         tx.is_accepted = False
+        nested = EXCEPTION in mut.called
+        if not nested:
+            # §8.3 rule 1 comes first: tracers see the error at transition_end
+            self.err = exc
         level = self._log_level
         if level >= _OPS:
             self._log(_OPS, f"[cancel] ({' '.join(tx.target_states)}) by recover")
@@ -1083,9 +1087,8 @@ class CoreMachine:
             done = plan.enters.index(p.state) if p.kind == _STATE else len(plan.enters)
             self._subs_after_tx(mut, plan, done)
         self._end_tx(tx)
-        if EXCEPTION in mut.called:
+        if nested:
             return _CANCELED
-        self.err = exc
         if self.on_error is not None:
             self.on_error(self, exc)
         fn = p.binding.methods.get(p.name)
