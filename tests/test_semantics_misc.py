@@ -874,3 +874,29 @@ def test_tracer_detaching_itself_in_a_hook_does_not_skip_the_next() -> None:
     assert seen == ["quitter", "watcher", "watcher"]
     with pytest.raises(ValueError, match="not bound"):
         m.detach_tracer(quitter)
+
+
+def test_log_lines_of_a_transition_see_that_transition() -> None:
+    """A sink reading `mach.transition` gets the transition being logged,
+    also for the second transition of one queue run."""
+    seen: list[tuple[str, str | None]] = []
+
+    class H:
+        def AState(self, e: am.Event) -> None:
+            e.machine.add1("B")  # queued: runs in the same queue run
+
+        def BState(self, e: am.Event) -> None:
+            pass
+
+    machines: list[am.Machine] = []
+
+    def sink(_level: am.LogLevel, text: str) -> None:
+        tx = machines[0].transition if machines else None
+        seen.append((text, tx.called_states[0] if tx is not None else None))
+
+    m = am.Machine(ABCD(), handlers=H(), logger=sink, log_level=am.LogLevel.OPS)
+    machines.append(m)
+    m.add1("A")
+    lines = {text.split("] ", 1)[1]: called for text, called in seen}
+    assert lines["[add] A"] == "A"
+    assert lines["[add] B"] == "B"

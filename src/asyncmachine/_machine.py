@@ -806,19 +806,6 @@ class CoreMachine:
         plan = self._plans.get(
             (mut.type, mut.called, self._mask, mut.auto, mut.is_check)
         ) or self._plan(mut)
-        level = self._log_level
-        if level >= _OPS:
-            args = self._log_args(mut.args)
-            if mut.auto:
-                if level >= _DECISIONS:
-                    self._log(
-                        _DECISIONS, f"[{mut.type}:auto] {' '.join(mut.called)}{args}"
-                    )
-            else:
-                self._log(_OPS, f"[{mut.type}] {' '.join(mut.called)}{args}")
-            for lvl, text in plan.logs:
-                if lvl <= level:
-                    self._log(lvl, text)
         tracers = self._tracers
         if self._hp_off or not plan.accepted:
             hp = None
@@ -830,9 +817,26 @@ class CoreMachine:
         if hp is not None or tracers:
             tx = Transition(_api(self), mut, plan)
             self._tx = tx
-            if tracers:
-                for t in tracers:
-                    t.transition_init(tx)
+        elif self._tx is not None:
+            self._tx = None  # log sinks must not see the previous transition
+        level = self._log_level
+        if level >= _OPS:
+            # logged once the transition exists, so a sink reading
+            # `mach.transition` sees this one
+            args = self._log_args(mut.args)
+            if mut.auto:
+                if level >= _DECISIONS:
+                    self._log(
+                        _DECISIONS, f"[{mut.type}:auto] {' '.join(mut.called)}{args}"
+                    )
+            else:
+                self._log(_OPS, f"[{mut.type}] {' '.join(mut.called)}{args}")
+            for lvl, text in plan.logs:
+                if lvl <= level:
+                    self._log(lvl, text)
+        if tx is not None and tracers:
+            for t in tracers:
+                t.transition_init(tx)
         if not plan.accepted:
             if tx is not None:
                 self._end_tx(tx)
