@@ -1005,6 +1005,45 @@ async def test_waiting_again_resubscribes() -> None:
         assert_no_subs(m)
 
 
+@pytest.mark.parametrize("kind", ["when1", "when_not1"])
+async def test_rewaiting_a_dropped_event_beside_a_newer_identical_one(
+    kind: str,
+) -> None:
+    """A dropped one-state wait, waited on again while a newer identical
+    subscription exists: both events are set by the same transition."""
+    m = no_rels() if kind == "when1" else no_rels(["A"])
+    make = m.when1 if kind == "when1" else m.when_not1
+    trigger = m.add1 if kind == "when1" else m.remove1
+    async with m:
+        old = make("A")
+        with anyio.move_on_after(0):
+            await old
+        new = make("A")
+        assert new is not old
+        woke: list[str] = []
+        parked = 0
+        both_parked = anyio.Event()
+
+        async def waiter(name: str, ev: am.WhenEvent) -> None:
+            nonlocal parked
+            parked += 1
+            if parked == 2:
+                both_parked.set()
+            await ev
+            woke.append(name)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, "new", new)
+            tg.start_soon(waiter, "old", old)
+            await both_parked.wait()
+            await anyio.lowlevel.checkpoint()
+            assert sub_count(m) == 2
+            trigger("A")
+        assert sorted(woke) == ["new", "old"]
+        assert old.is_set() and new.is_set()
+        assert_no_subs(m)
+
+
 async def test_waiting_again_after_the_condition_happened_meanwhile() -> None:
     """Dropped, then A activated unobserved: the next wait returns at once."""
     m = no_rels()

@@ -623,11 +623,17 @@ class Machine(CoreMachine):
         elif kind == _QUEUE_END:
             self._queue_end_subs.append(sub)
             self._watch_queue = True
-        elif kind == _WHEN1:
-            self._w1[sub._states[0]] = sub
-            self._watch = True
-        elif kind == _WHEN_NOT1:
-            self._w0[sub._states[0]] = sub
+        elif kind >= _WHEN1:
+            index = self._w1 if kind == _WHEN1 else self._w0
+            state = sub._states[0]
+            other = index.get(state)
+            if other is None or other is sub:
+                index[state] = sub
+            else:
+                # re-attached while a newer identical wait holds the slot:
+                # index this one with the general subscriptions
+                sub._kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
+                self._subs.setdefault(state, []).append(sub)
             self._watch = True
         elif kind == _DISPOSED:
             self.on_dispose(lambda: self._fire(sub, log=False))
