@@ -778,8 +778,12 @@ class CoreMachine:
 
     # ------------------------------------------------ runtime-layer hooks
 
-    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int) -> None:
-        """Process subscriptions after an accepted transition (runtime)."""
+    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int = -1) -> None:
+        """Process subscriptions after an accepted transition (runtime).
+
+        `enters_done` counts the entered states whose handlers ran (all of
+        them when -1).
+        """
 
     def _subs_after_mutation(self) -> None:
         """Process queue-tick subscriptions after a mutation ran (runtime)."""
@@ -898,7 +902,7 @@ class CoreMachine:
                     return _CANCELED
 
         if self._watch:
-            self._subs_after_tx(mut, plan, len(plan.enters))
+            self._subs_after_tx(mut, plan)
 
         # auto states
         if (

@@ -735,7 +735,7 @@ class Machine(CoreMachine):
             self._log(_OPS, f"[{_KIND_LOG[sub._kind]}:match] {_describe(sub)}")
         sub._set()
 
-    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int) -> None:
+    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int = -1) -> None:
         ticks = self._ticks
         w1 = self._w1
         w0 = self._w0
@@ -765,7 +765,8 @@ class Machine(CoreMachine):
                             fired.append(s)
         if args_subs and enters_done:
             args = mut.args
-            for name in plan.enters[:enters_done]:
+            enters = plan.enters if enters_done < 0 else plan.enters[:enters_done]
+            for name in enters:
                 for s in args_subs.get(name, ()):
                     if s not in fired and _args_match(s._values, args):
                         fired.append(s)
