@@ -1,8 +1,8 @@
 """Property test of the when-machinery against a model, on both backends.
 
 Random programs create when-events (one-state and several-state, `when`
-and `when_not`), park tasks on them, cancel parked tasks from outside,
-park again, and mutate. A small model says, after every step, which events
+and `when_not`, with and without a state context), park tasks on them,
+cancel parked tasks from outside, park again, mutate and dispose. A small model says, after every step, which events
 must be set and how many subscriptions the machine may still hold:
 
 - an event is set at creation when its condition holds, and later by the
@@ -10,7 +10,9 @@ must be set and how many subscriptions the machine may still hold:
 - a subscription is dropped when its last waiter is cancelled; waiting
   again subscribes again, or sets the event at once if the condition
   holds then (a condition that came and went meanwhile is missed, §9.1);
-- identical pending waits share one event.
+- identical pending waits share one event;
+- a wait with a state context is also set when the context expires;
+- disposal sets every event, and later waits are set at once.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def ops() -> st.SearchStrategy[list[Op]]:
         st.tuples(st.just("park"), st.integers(0, 7)),
         st.tuples(st.just("cancel"), st.integers(0, 7)),
         st.tuples(st.just("mutate"), st.sampled_from(["add", "remove"]), subset),
+        st.just(("dispose",)),
     )
     return st.lists(op, min_size=1, max_size=30)
 
@@ -61,7 +64,10 @@ class ModelEvent:
         self.waiters = 0
 
     def holds(self, mach: am.Machine) -> bool:
-        """The condition holds, or the ctx expired (which also sets it)."""
+        """The condition holds, or the ctx expired (which also sets it), or
+        the machine is disposed (which sets every event)."""
+        if mach.disposed:
+            return True
         if self.ctx is not None and mach.tick(self.ctx.state) != self.ctx.tick:
             return True
         active = set(mach.active_states)
@@ -148,6 +154,10 @@ async def test_when_events_follow_the_model(
                 elif op[0] == "cancel" and parked:
                     _, scope, _ = parked[op[1] % len(parked)]
                     scope.cancel()
+                elif op[0] == "dispose":
+                    mach.dispose()
+                    for model in events:
+                        model.set, model.subscribed = True, False
                 elif op[0] == "mutate":
                     _, how, states = op
                     getattr(mach, how)(states)
