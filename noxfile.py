@@ -16,7 +16,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"  # `nox -N` recreates the environments
 nox.options.sessions = ["tests", "lint", "types", "docs"]
 
-LINTED = ["src", "tests", "examples", "benchmarks", "noxfile.py"]
+LINTED = ["src", "tests", "examples", "benchmarks", "typing_tests", "noxfile.py"]
 COVERAGE = [
     "--cov=asyncmachine",
     "--cov-branch",
@@ -53,12 +53,15 @@ def types(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: the core against the transitions library, the runtime
-    against bare anyio, telemetry against none (``-- --quick`` for a smoke
-    run, ``-- --markdown``)."""
+    against bare anyio, telemetry against none, aRPC against bare TCP
+    (``-- --quick`` for a smoke run)."""
     _install(session)
     session.run("python", "benchmarks/bench_core.py", *session.posargs)
     session.run("python", "benchmarks/bench_runtime.py", *session.posargs)
     session.run("python", "benchmarks/bench_telemetry.py", *session.posargs)
+    # bench_rpc.py takes --quick only
+    quick = [a for a in session.posargs if a == "--quick"]
+    session.run("python", "benchmarks/bench_rpc.py", *quick)
 
 
 @nox.session
