@@ -35,11 +35,9 @@ class Waitable(Protocol):
 
     def is_set(self) -> bool:
         """True once the event happened."""
-        ...
 
     async def wait(self) -> None:
         """Wait until the event happened."""
-        ...
 
 
 @final

@@ -27,7 +27,6 @@ class MachineFactory(Protocol):
         With `invariants` an `InvariantChecker` watches it, and the factory
         raises its violations when it closes.
         """
-        ...
 
 
 async def _run(
