@@ -156,7 +156,7 @@ class WhenEvent:
 
     # a pending event is also the machine's subscription (one object, so
     # that setting up and firing a wait stays cheap); the subscription slots
-    # are filled by `_sub()` and unused once the event is set
+    # are filled by `_new_sub()` and unused once the event is set
     __slots__ = (
         "_ctx",
         "_ctx_unregister",
@@ -576,11 +576,7 @@ class Machine(CoreMachine):
                 return existing
         elif kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
             try:
-                names: Any
-                if kind == _WHEN_TIME:
-                    names = states
-                else:
-                    names = frozenset(states)
+                names: Any = states if kind == _WHEN_TIME else frozenset(states)
                 key = (kind, names, _freeze(values), id(ctx))
                 hash(key)
             except TypeError:
@@ -605,6 +601,19 @@ class Machine(CoreMachine):
         if ctx is not None and sub._ctx_unregister is None:
             sub._ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
         kind = sub._kind
+        if kind >= _WHEN1:
+            index = self._w1 if kind == _WHEN1 else self._w0
+            state = sub._states[0]
+            other = index.get(state)
+            if other is None or other is sub:
+                index[state] = sub
+            else:
+                # re-attached while a newer identical wait holds the slot:
+                # index this one with the general subscriptions
+                sub._kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
+                self._subs.setdefault(state, []).append(sub)
+            self._watch = True
+            return
         if sub._key is not None:
             self._sub_keys[sub._key] = sub
         if kind <= _WHEN_TIME:
@@ -623,18 +632,6 @@ class Machine(CoreMachine):
         elif kind == _QUEUE_END:
             self._queue_end_subs.append(sub)
             self._watch_queue = True
-        elif kind >= _WHEN1:
-            index = self._w1 if kind == _WHEN1 else self._w0
-            state = sub._states[0]
-            other = index.get(state)
-            if other is None or other is sub:
-                index[state] = sub
-            else:
-                # re-attached while a newer identical wait holds the slot:
-                # index this one with the general subscriptions
-                sub._kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
-                self._subs.setdefault(state, []).append(sub)
-            self._watch = True
         elif kind == _DISPOSED:
             self.on_dispose(lambda: self._fire(sub, log=False))
 
@@ -796,26 +793,10 @@ class Machine(CoreMachine):
 
     def when1(self, state: str, ctx: CtxBase | None = None) -> WhenEvent:
         """Set once `state` is active."""
-        if (
-            ctx is None
-            and type(state) is str
-            and not self._disposed
-            and (not self._loop_thread or _get_ident() == self._loop_thread)
-        ):
-            # the fast path of the most common wait; `when` does the rest
-            tick = self._ticks.get(state)
-            if tick is not None:
-                if tick & 1:
-                    return WhenEvent(True)
-                sub = self._w1.get(state)
-                if sub is None:
-                    sub = _new_sub(self, _WHEN1, (state,), None, None)
-                    self._w1[state] = sub
-                    self._watch = True
-                    if self._log_level >= _OPS:
-                        self._log(_OPS, f"[when:new] {state}")
-                return sub
-        return self.when((state,) if isinstance(state, str) else state, ctx)
+        tick = self._ticks.get(state) if type(state) is str else None
+        if tick is None:  # not a known name: `when` parses and raises
+            return self.when((state,) if isinstance(state, str) else state, ctx)
+        return self._subscribe(_WHEN, (state,), None, ctx, bool(tick & 1))
 
     def when_not(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
         """Set once none of `states` is active."""
