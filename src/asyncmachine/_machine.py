@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._ctx import CtxBase
+from ._ctx import CtxBase, _noop
 from ._handlers import ANY_ENTER, ANY_STATE, Binding, new_binding_id, scan_handlers
 from ._log import LogArgsMapper, LogSink, default_log_args_mapper, format_args
 from ._log import stdlib_sink as _stdlib_sink
@@ -1632,7 +1632,3 @@ class CoreMachine:
                 if rel:
                     out.append(f"    |{label:<9}{' '.join(rel)}\n")
         return "".join(out)
-
-
-def _noop() -> None:
-    return None
