@@ -38,6 +38,7 @@ from ._mutate import remove1_sync as remove1_sync
 from ._mutate import remove_multi as remove_multi
 from ._mutate import remove_sync as remove_sync
 from ._req import MutRequest as MutRequest
+from ._req import RequestPolicy as RequestPolicy
 from ._req import req_add as req_add
 from ._req import req_add1 as req_add1
 from ._req import req_remove as req_remove
@@ -70,6 +71,7 @@ __all__ += [
     "EvalError",
     "ExceptionStateError",
     "MutRequest",
+    "RequestPolicy",
     "Waitable",
     "activations",
     "add1_async",

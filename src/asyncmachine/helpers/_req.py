@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from typing import Any, final
+from typing import Any, TypedDict, Unpack, final
 
 import anyio
 import attrs
@@ -16,7 +16,14 @@ from .._runtime import StateCtx
 from .._types import MutationType, Result, StateNameError
 from ._wait import _check_ctx, _scope
 
-__all__ = ["MutRequest", "req_add", "req_add1", "req_remove", "req_remove1"]
+__all__ = [
+    "MutRequest",
+    "RequestPolicy",
+    "req_add",
+    "req_add1",
+    "req_remove",
+    "req_remove1",
+]
 
 
 def _debug(seconds: float) -> float:
@@ -109,26 +116,24 @@ class MutRequest:
         return Result.CANCELED
 
 
+class RequestPolicy(TypedDict, total=False):
+    """The retry policy keywords of `MutRequest` (defaults there)."""
+
+    retries: int
+    delay: float
+    backoff: float
+    max_duration: float
+
+
 def req_add(
     mach: CoreMachine,
     states: Iterable[str],
     args: dict[str, Any] | None = None,
-    *,
-    retries: int = 10,
-    delay: float = 0.1,
-    backoff: float = 5.0,
-    max_duration: float = 5.0,
+    **policy: Unpack[RequestPolicy],
 ) -> MutRequest:
     """A failsafe request to add `states` (see `MutRequest` for the policy)."""
     return MutRequest(
-        mach=mach,
-        type=MutationType.ADD,
-        states=states,
-        args=args,
-        retries=retries,
-        delay=delay,
-        backoff=backoff,
-        max_duration=max_duration,
+        mach=mach, type=MutationType.ADD, states=states, args=args, **policy
     )
 
 
@@ -136,44 +141,21 @@ def req_add1(
     mach: CoreMachine,
     state: str,
     args: dict[str, Any] | None = None,
-    *,
-    retries: int = 10,
-    delay: float = 0.1,
-    backoff: float = 5.0,
-    max_duration: float = 5.0,
+    **policy: Unpack[RequestPolicy],
 ) -> MutRequest:
     """A failsafe request to add one state (Go: `NewReqAdd1`)."""
-    return req_add(
-        mach,
-        [state],
-        args,
-        retries=retries,
-        delay=delay,
-        backoff=backoff,
-        max_duration=max_duration,
-    )
+    return req_add(mach, [state], args, **policy)
 
 
 def req_remove(
     mach: CoreMachine,
     states: Iterable[str],
     args: dict[str, Any] | None = None,
-    *,
-    retries: int = 10,
-    delay: float = 0.1,
-    backoff: float = 5.0,
-    max_duration: float = 5.0,
+    **policy: Unpack[RequestPolicy],
 ) -> MutRequest:
     """A failsafe request to remove `states` (see `MutRequest`)."""
     return MutRequest(
-        mach=mach,
-        type=MutationType.REMOVE,
-        states=states,
-        args=args,
-        retries=retries,
-        delay=delay,
-        backoff=backoff,
-        max_duration=max_duration,
+        mach=mach, type=MutationType.REMOVE, states=states, args=args, **policy
     )
 
 
@@ -181,22 +163,11 @@ def req_remove1(
     mach: CoreMachine,
     state: str,
     args: dict[str, Any] | None = None,
-    *,
-    retries: int = 10,
-    delay: float = 0.1,
-    backoff: float = 5.0,
-    max_duration: float = 5.0,
+    **policy: Unpack[RequestPolicy],
 ) -> MutRequest:
     """A failsafe request to remove one state."""
-    return req_remove(
-        mach,
-        [state],
-        args,
-        retries=retries,
-        delay=delay,
-        backoff=backoff,
-        max_duration=max_duration,
-    )
+    return req_remove(mach, [state], args, **policy)
 
 
 MutRequest.__module__ = "asyncmachine.helpers"
+RequestPolicy.__module__ = "asyncmachine.helpers"

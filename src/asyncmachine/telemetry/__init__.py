@@ -20,6 +20,7 @@ from ._logging import StructuredLogger as StructuredLogger
 from ._logging import bind_logging as bind_logging
 
 if TYPE_CHECKING:
+    from ._otel import OtelOptions as OtelOptions
     from ._otel import OtelTracer as OtelTracer
     from ._otel import StateFilter as StateFilter
     from ._otel import bind_otel as bind_otel
@@ -39,6 +40,7 @@ __all__ = [
     "METRIC_NAMES",
     "JsonFormatter",
     "MetricsServer",
+    "OtelOptions",
     "OtelTracer",
     "PrometheusMetrics",
     "StateFilter",
@@ -54,6 +56,7 @@ __all__ = [
 
 # name -> (private module, the extra that brings its dependency)
 _LAZY = {
+    "OtelOptions": ("_otel", "otel"),
     "OtelTracer": ("_otel", "otel"),
     "StateFilter": ("_otel", "otel"),
     "bind_otel": ("_otel", "otel"),

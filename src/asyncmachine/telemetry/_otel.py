@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from contextvars import Token
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, TypedDict, Unpack, final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     from .._runtime import Machine
     from .._transition import Transition
 
-__all__ = ["OtelTracer", "StateFilter", "bind_otel", "bind_otel_env", "otel_env_filter"]
+__all__ = [
+    "OtelOptions",
+    "OtelTracer",
+    "StateFilter",
+    "bind_otel",
+    "bind_otel_env",
+    "otel_env_filter",
+]
 
 StateFilter = Callable[[str, str], bool]
 """`(machine_id, state) -> bool`: whether a state gets activation spans."""
@@ -397,18 +404,23 @@ class OtelTracer(Tracer):
         return f"<OtelTracer machines={len(self._machs)}>"
 
 
+class OtelOptions(TypedDict, total=False):
+    """The keyword options of `OtelTracer` (defaults there)."""
+
+    transitions: bool
+    args: bool
+    skip_auto: bool
+    include_health: bool
+    state_filter: StateFilter | None
+    inherit: bool
+    handler_context: bool
+    context: Context | None
+
+
 def bind_otel(
     mach: Machine,
     tracer: trace.Tracer | None = None,
-    *,
-    transitions: bool = True,
-    args: bool = True,
-    skip_auto: bool = False,
-    include_health: bool = False,
-    state_filter: StateFilter | None = None,
-    inherit: bool = True,
-    handler_context: bool = True,
-    context: Context | None = None,
+    **options: Unpack[OtelOptions],
 ) -> OtelTracer:
     """Trace `mach` (and, by default, its submachines) with OpenTelemetry.
 
@@ -416,17 +428,7 @@ def bind_otel(
     the keyword options are `OtelTracer`'s. Returns the bound tracer;
     `mach.detach_tracer(t)` stops it, `t.close()` ends its open spans.
     """
-    ot = OtelTracer(
-        tracer,
-        transitions=transitions,
-        args=args,
-        skip_auto=skip_auto,
-        include_health=include_health,
-        state_filter=state_filter,
-        inherit=inherit,
-        handler_context=handler_context,
-        context=context,
-    )
+    ot = OtelTracer(tracer, **options)
     mach.bind_tracer(ot)
     return ot
 
