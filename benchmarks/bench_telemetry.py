@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
+from bench_core import TOGGLE_SCHEMA, AmHandlers  # the same toggle workload
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -56,29 +57,6 @@ import asyncmachine as am
 from asyncmachine.telemetry import OtelTracer, PrometheusMetrics, bind_logging
 
 Op = Callable[[], object]
-
-SCHEMA: am.Schema = {
-    "A": am.State(remove=["B"]),
-    "B": am.State(remove=["A"]),
-}
-
-
-class Handlers:
-    def __init__(self) -> None:
-        self.entered = 0
-
-    def AEnter(self, e: am.Event) -> bool:
-        return True
-
-    def BEnter(self, e: am.Event) -> bool:
-        return True
-
-    def AState(self, e: am.Event) -> None:
-        self.entered += 1
-
-    def BState(self, e: am.Event) -> None:
-        self.entered += 1
-
 
 # ---------------------------------------------------------------------------
 # variants
@@ -145,8 +123,8 @@ VARIANTS: list[tuple[str, Callable[[am.Machine], None]]] = [
 
 
 def toggle(bind: Callable[[am.Machine], None], handlers: bool) -> Op:
-    h = Handlers() if handlers else None
-    mach = am.Machine(SCHEMA, handlers=h)
+    h = AmHandlers() if handlers else None
+    mach = am.Machine(TOGGLE_SCHEMA, handlers=h)
     mach.log_level = am.LogLevel.NOTHING  # regardless of AM_LOG
     bind(mach)
     mach.log_level = am.LogLevel.NOTHING
