@@ -900,3 +900,39 @@ def test_log_lines_of_a_transition_see_that_transition() -> None:
     lines = {text.split("] ", 1)[1]: called for text, called in seen}
     assert lines["[add] A"] == "A"
     assert lines["[add] B"] == "B"
+
+
+def test_tracers_of_queue_hooks_only_build_no_transitions() -> None:
+    """A tracer that overrides only queue/mutation hooks still sees them,
+    but doesn't make transitions build Transition objects."""
+    seen: list[str] = []
+
+    class QueueOnly(am.Tracer):
+        def mutation_queued(self, machine: am.Machine, mutation: am.Mutation) -> None:
+            seen.append("queued")
+
+        def queue_end(self, machine: am.Machine) -> None:
+            seen.append("end")
+
+    class Ends(am.Tracer):
+        def transition_end(self, transition: am.Transition) -> None:
+            seen.append("tx")
+
+    m = am.Machine(ABCD())
+    q = QueueOnly()
+    m.bind_tracer(q)
+    assert m._tx_tracers == ()
+    m.add1("A")
+    assert seen == ["queued", "end"]
+    # an instance attribute counts as an override too
+    q2 = am.Tracer()
+    q2.transition_end = lambda tx: seen.append("inst")  # type: ignore[method-assign]
+    ends = Ends()
+    m.bind_tracer(ends)
+    m.bind_tracer(q2)
+    assert m._tx_tracers == (ends, q2)
+    m.add1("B")
+    assert seen == ["queued", "end", "queued", "tx", "inst", "end"]
+    m.detach_tracer(ends)
+    m.detach_tracer(q2)
+    assert m._tx_tracers == () and m.tracers == (q,)

@@ -168,6 +168,7 @@ class CoreMachine:
         "_tags",
         "_ticks",
         "_tracers",
+        "_tx_tracers",
         "_tx",
         "_watch",
         "_watch_queue",
@@ -244,6 +245,9 @@ class CoreMachine:
         # a tuple, replaced on bind/detach: a tracer that detaches itself (or
         # another) inside a hook doesn't make the others miss that call
         self._tracers: tuple[Tracer, ...] = ()
+        # the bound tracers that override a transition or handler hook: only
+        # they make a transition build its Transition object
+        self._tx_tracers: tuple[Tracer, ...] = ()
         self._breakpoints: list[_Breakpoint] = []
 
         env_level = _env_level()
@@ -744,7 +748,7 @@ class CoreMachine:
         level = self._log_level
         if level >= _OPS:
             self._log(_OPS, f"[handler:{binding.number}] {name}")
-        tracers = self._tracers
+        tracers = self._tx_tracers
         if tracers:
             for t in tracers:
                 t.handler_start(tx, binding.id, name)
@@ -810,7 +814,7 @@ class CoreMachine:
         plan = self._plans.get(
             (mut.type, mut.called, self._mask, mut.auto, mut.is_check)
         ) or self._plan(mut)
-        tracers = self._tracers
+        tracers = self._tx_tracers
         if self._hp_off or not plan.accepted:
             hp = None
         else:
@@ -933,8 +937,8 @@ class CoreMachine:
 
     def _end_tx(self, tx: Transition) -> None:
         tx.is_completed = True
-        if self._tracers:
-            for t in self._tracers:
+        if self._tx_tracers:
+            for t in self._tx_tracers:
                 t.transition_end(tx)
 
     def _log_state_line(self, mut: Mutation, plan: Plan) -> None:
@@ -1411,6 +1415,7 @@ class CoreMachine:
         if tracer in self._tracers:
             raise ValueError("this tracer is already bound")
         self._tracers = (*self._tracers, tracer)
+        self._tx_tracers = tuple(t for t in self._tracers if _watches_transitions(t))
         tracer.machine_init(_api(self))
 
     def detach_tracer(self, tracer: Tracer) -> None:
@@ -1418,6 +1423,7 @@ class CoreMachine:
         if tracer not in self._tracers:
             raise ValueError("this tracer is not bound")
         self._tracers = tuple(t for t in self._tracers if t is not tracer)
+        self._tx_tracers = tuple(t for t in self._tx_tracers if t is not tracer)
 
     @property
     def tracers(self) -> tuple[Tracer, ...]:
@@ -1632,3 +1638,22 @@ class CoreMachine:
                 if rel:
                     out.append(f"    |{label:<9}{' '.join(rel)}\n")
         return "".join(out)
+
+
+_TX_HOOKS = (
+    "transition_init",
+    "transition_start",
+    "transition_end",
+    "handler_start",
+    "handler_end",
+)
+
+
+def _watches_transitions(tracer: Tracer) -> bool:
+    """Whether `tracer` overrides a hook that needs a Transition object."""
+    own = getattr(tracer, "__dict__", {})
+    cls = type(tracer)
+    return any(
+        name in own or getattr(cls, name) is not getattr(Tracer, name)
+        for name in _TX_HOOKS
+    )
