@@ -182,7 +182,21 @@ def test_bad_timeouts() -> None:
         rpc.Server(src, idle_timeout=-1.0)
 
 
-async def test_calls_need_no_tracer_and_others_get_one_update() -> None:
+async def test_a_call_sends_its_change_once_to_each_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller learns of its own change from the RESULT frame alone, the
+    others from one UPDATE; the server's tracer builds no Transitions."""
+    from asyncmachine.rpc._client import NetMachine
+
+    applied: dict[int, int] = {}
+    apply = NetMachine._apply
+
+    def counting(self: NetMachine, pairs: Any, queue_tick: int) -> None:
+        applied[id(self)] = applied.get(id(self), 0) + 1
+        apply(self, pairs, queue_tick)
+
+    monkeypatch.setattr(NetMachine, "_apply", counting)
     async with (
         am.Machine(SCHEMA, id="src") as src,
         rpc.Server(src) as server,
@@ -190,17 +204,15 @@ async def test_calls_need_no_tracer_and_others_get_one_update() -> None:
         client(server.port, id="other") as other,
     ):
         (tracer,) = src.tracers
-        seen: list[str] = []
-
-        class Handlers:
-            def AState(self, e: am.Event) -> None:
-                seen.append(",".join(type(t).__name__ for t in src.tracers))
-
-        src.bind_handlers(Handlers())
-        assert await caller.net_mach.add1("A") is am.Result.EXECUTED
-        assert seen == [""] and src.tracers == (tracer,)
-        await other.net_mach.when1("A")
-        # a tracer detached by someone else stays detached
-        src.detach_tracer(tracer)
-        assert await caller.net_mach.add1("B") is am.Result.EXECUTED
-        assert caller.net_mach.tick("B") == 1 and src.tracers == ()
+        assert src._tx_tracers == ()  # a queue hook only
+        net, net2 = caller.net_mach, other.net_mach
+        applied.clear()
+        assert await net.add1("A") is am.Result.EXECUTED
+        await net2.when1("A")
+        assert applied == {id(net): 1, id(net2): 1}
+        # a change the source makes itself reaches both as one push
+        src.add1("B")
+        await net.when1("B")
+        await net2.when1("B")
+        assert applied == {id(net): 2, id(net2): 2}
+        assert src.tracers == (tracer,)

@@ -122,13 +122,20 @@ class _Peer:
 
 
 class _SourceTracer(am.Tracer):
-    """Pushes changes made by others (the source itself, other clients)."""
+    """Pushes changes made by others (the source itself, other clients).
+
+    It overrides a queue hook only, so the source builds no Transition
+    objects for it. While the server runs a client's mutation it is paused:
+    that change goes back in the RESULT frame and to the others from there.
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.paused = False
 
     def queue_end(self, machine: am.Machine) -> None:
-        self.server._push()
+        if not self.paused:
+            self.server._push()
 
 
 class _SourceHandlers:
@@ -566,17 +573,12 @@ class Server:
                     raise
                 except Exception as exc:
                     raise ProtocolError(f"bad args: {exc}") from None
-                # the server diffs the clock after its own mutation itself, so
-                # the tracer (and the Transition objects it costs) steps aside
+                # the RESULT frame carries this change: no push for it
+                tracer.paused = True
                 try:
-                    source.detach_tracer(tracer)
-                except ValueError:  # detached by someone else: stays so
                     result = fn(source, called, args)
-                else:
-                    try:
-                        result = fn(source, called, args)
-                    finally:
-                        source.bind_tracer(tracer)
+                finally:
+                    tracer.paused = False
                 frame = self._result(peer, call_id, result)
             elif kind == w.PING:
                 w.expect(msg, w.PING, (int,))
