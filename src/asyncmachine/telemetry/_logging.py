@@ -69,9 +69,7 @@ class StructuredLogger(Tracer):
     It is bound as the machine's tracer only while the machine logs: a
     logger whose machine's log level is `NOTHING` is not a tracer (so the
     machine costs what an unbound one does); the first record it emits binds
-    it, and a transition that ends at level `NOTHING` detaches it again
-    (when it is the machine's last tracer, the only one that can leave in
-    the middle of the core's hook calls).
+    it, and a transition that ends at level `NOTHING` detaches it again.
     """
 
     def __init__(
@@ -121,10 +119,7 @@ class StructuredLogger(Tracer):
             mach is not None
             and transition.machine is mach
             and mach.log_level is LogLevel.NOTHING
-            and mach.tracers[-1:] == (self,)
         ):
-            # the core is iterating over its tracers: only the last one can
-            # leave without another one missing this call
             mach.detach_tracer(self)
 
     def machine_dispose(self, machine_id: str) -> None:
