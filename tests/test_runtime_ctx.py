@@ -326,25 +326,26 @@ async def test_fork_with_ctx_is_cancelled_on_expiry() -> None:
         assert m.err is None
 
 
-async def test_fork_with_expired_ctx_is_cancelled_at_its_first_await() -> None:
+async def test_fork_with_expired_ctx_never_starts() -> None:
     m = no_rels(["A"])
     async with m:
         ctx = m.new_state_ctx("A")
         m.remove1("A")
-        reached = anyio.Event()
-        finished = anyio.Event()
+        ran: list[str] = []
+        after = anyio.Event()
 
         async def job() -> None:
-            try:
-                await anyio.lowlevel.checkpoint()
-                reached.set()
-            finally:
-                finished.set()
+            ran.append("body")  # before any await: must not run either
+            await anyio.lowlevel.checkpoint()
+
+        async def marker() -> None:
+            after.set()
 
         m.fork(ctx, job)
+        m.fork(None, marker)  # tasks start in fork order
         with anyio.fail_after(TIMEOUT):
-            await finished.wait()
-        assert not reached.is_set()
+            await after.wait()
+        assert ran == []
         assert not m.is_err()
 
 

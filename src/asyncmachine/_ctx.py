@@ -6,6 +6,7 @@ runtime layer; the core only creates, expires and forgets contexts.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,10 @@ if TYPE_CHECKING:
     from ._machine import CoreMachine
 
 __all__ = ["CtxBase"]
+
+# guards callback registration against expiry in another thread (a running
+# machine expires its contexts in its loop; a context may be used elsewhere)
+_lock = threading.Lock()
 
 
 class CtxBase:
@@ -40,28 +45,31 @@ class CtxBase:
     def on_expire(self, fn: Callable[[], None]) -> Callable[[], None]:
         """Call `fn` when the context expires (at once if it already has).
 
-        Returns a function that unregisters `fn`.
+        Returns a function that unregisters `fn`. `fn` runs where the
+        context expires: in the machine's loop, for a running machine.
         """
-        if self._expired:
-            fn()
-            return _noop
-        if self._callbacks is None:
-            self._callbacks = []
-        self._callbacks.append(fn)
+        with _lock:
+            if not self._expired:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return lambda: self._unregister(fn)
+        fn()
+        return _noop
 
-        def cancel() -> None:
+    def _unregister(self, fn: Callable[[], None]) -> None:
+        with _lock:
             cbs = self._callbacks
             if cbs is not None and fn in cbs:
                 cbs.remove(fn)
 
-        return cancel
-
     def _expire(self) -> None:
-        if self._expired:
-            return
-        self._expired = True
-        cbs = self._callbacks
-        self._callbacks = None
+        with _lock:
+            if self._expired:
+                return
+            self._expired = True
+            cbs = self._callbacks
+            self._callbacks = None
         if cbs:
             for fn in cbs:
                 fn()

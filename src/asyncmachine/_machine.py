@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import math
 import os
 import sys
 import threading
@@ -113,11 +114,46 @@ class _Panic(Exception):
         self.name = name
 
 
+_error_logger = logging.getLogger("asyncmachine")
+
+
 def _is_cancellation(exc: BaseException) -> bool:
-    if isinstance(exc, asyncio.CancelledError):
+    # the core imports no event loop library: look at the loaded ones
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and isinstance(exc, asyncio.CancelledError):
         return True
     trio = sys.modules.get("trio")
     return trio is not None and isinstance(exc, trio.Cancelled)
+
+
+def _check_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"handler_timeout must be None or a positive number of seconds, "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+def log_handler_error(machine_id: str, where: str, exc: BaseException) -> None:
+    """Log a handler's error at ERROR, with its traceback, to the stdlib
+    `asyncmachine` logger (on by default, whatever the machine's log level)."""
+    _error_logger.error(
+        "[%s] %s raised %s: %s",
+        machine_id[:5],
+        where,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+        extra={"machine_id": machine_id},
+    )
 
 
 def _env_level() -> LogLevel | None:
@@ -172,8 +208,8 @@ class CoreMachine:
         "_tx",
         "_watch",
         "_watch_queue",
+        "_handler_timeout",
         "err",
-        "handler_timeout",
         "log_args_mapper",
         "log_id",
         "log_stack_trace",
@@ -204,8 +240,29 @@ class CoreMachine:
             raise TypeError(f"parent must be a Machine, got {type(parent).__name__}")
         if isinstance(tags, str):
             raise TypeError("tags must be a list of strings, not a string")
-        if not isinstance(queue_limit, int) or queue_limit < 1:
+        if (
+            not isinstance(queue_limit, int)
+            or isinstance(queue_limit, bool)
+            or queue_limit < 1
+        ):
             raise TypeError(f"queue_limit must be a positive int, got {queue_limit!r}")
+        timeout = _check_timeout(handler_timeout)
+        for name, flag in (
+            ("panic_to_exception", panic_to_exception),
+            ("log_stack_trace", log_stack_trace),
+        ):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        if logger is not None and not callable(logger):
+            raise TypeError(
+                f"logger must be a callable (level, text), got {type(logger).__name__}"
+            )
+        try:
+            log_level = LogLevel(log_level)
+        except ValueError:
+            raise ValueError(
+                f"log_level must be an am.LogLevel (0-5), got {log_level!r}"
+            ) from None
         self._cs = cs = compile_schema(schema)
         self._index: dict[str, int] = cs.index
         self._has_auto = bool(cs.auto)
@@ -260,8 +317,7 @@ class CoreMachine:
         self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
         """Picks the mutation args shown in log lines; None shows none."""
         self._sink: LogSink = logger if logger is not None else _stdlib_sink(self._id)
-        self.handler_timeout: float | None = handler_timeout
-        """Seconds a sync handler may run before it counts as failed."""
+        self._handler_timeout = timeout
         self.panic_to_exception: bool = panic_to_exception
         """Turn handler exceptions into the Exception state (else re-raise)."""
         self.queue_limit: int = queue_limit
@@ -274,7 +330,7 @@ class CoreMachine:
         """The last recorded error."""
         if os.environ.get("AM_DEBUG") == "1":
             self.panic_to_exception = False
-            self.handler_timeout = None
+            self._handler_timeout = None
 
         if cs.relation_error:
             self._log(_CHANGES, f"[resolver] relation error: {cs.relation_error}")
@@ -334,6 +390,16 @@ class CoreMachine:
     def _handlers_changed(self) -> None:
         self._hp_cache.clear()
         self._hp_off = not self._bindings and self._log_level < _EVERYTHING
+
+    @property
+    def handler_timeout(self) -> float | None:
+        """Seconds a sync handler may run before it counts as failed (None:
+        no limit). Setting it checks the value like the constructor does."""
+        return self._handler_timeout
+
+    @handler_timeout.setter
+    def handler_timeout(self, value: float | None) -> None:
+        self._handler_timeout = _check_timeout(value)
 
     @property
     def logger(self) -> LogSink:
@@ -507,6 +573,12 @@ class CoreMachine:
             raise TypeError(f"args must be a dict or None, got {type(args).__name__}")
         if self._loop_thread and _get_ident() != self._loop_thread:
             return self._foreign_mutate(mtype, called, args)
+        return self._mutate_here(mtype, called, args)
+
+    def _mutate_here(
+        self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
+    ) -> Result:
+        """`_mutate` in the machine's own thread: run now or queue."""
         if self._breakpoints and mtype is not _SET:
             self._check_breakpoints(mtype, called)
         if self._processing:
@@ -752,21 +824,25 @@ class CoreMachine:
         if tracers:
             for t in tracers:
                 t.handler_start(tx, binding.id, name)
-        event = Event(name, _api(self), tx)
+        if kind >= _END and kind != _ANY_STATE:
+            event = Event(name, _api(self), tx, state, self._ticks[state])
+        else:
+            event = Event(name, _api(self), tx)
         try:
+            timeout = self._handler_timeout
             if name in binding.async_names:
                 self._start_async(fn, event, kind, state)
                 ret = None
-            elif self.handler_timeout is None:
+            elif timeout is None:
                 ret = fn(event)
             else:
                 start = _time.perf_counter()
                 ret = fn(event)
                 took = _time.perf_counter() - start
-                if took > self.handler_timeout:
+                if took > timeout:
                     raise HandlerTimeoutError(
                         f"handler {name} took {took:.3f}s, "
-                        f"over the {self.handler_timeout}s handler_timeout"
+                        f"over the {timeout}s handler_timeout"
                     )
         except Exception as exc:
             if tracers:
@@ -1099,12 +1175,15 @@ class CoreMachine:
             done = plan.enters.index(p.state) if p.kind == _STATE else len(plan.enters)
             self._subs_after_tx(mut, plan, done)
         self._end_tx(tx)
-        if nested:
-            return _CANCELED
-        if self.on_error is not None:
-            self.on_error(self, exc)
         fn = p.binding.methods.get(p.name)
         qualname = getattr(fn, "__qualname__", p.name)
+        log_handler_error(self._id, f"handler {qualname}", exc)
+        if self.on_error is not None:
+            self.on_error(self, exc)
+        if nested:
+            # the error of an error handler: reported (log, on_error), but no
+            # Exception is added for it, which could loop (§8.3 rule 6)
+            return _CANCELED
         trace = f"in handler {qualname} (binding {p.binding.id})\n" + "".join(
             traceback.format_exception(exc)
         )

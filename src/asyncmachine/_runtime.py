@@ -1,15 +1,20 @@
-"""The anyio runtime: task group, inbox stream, when-events, state contexts.
+"""The anyio runtime: task group, thread entry, when-events, state contexts.
 
 `Machine` is the core machine plus everything that needs an event loop:
-`async with machine:` runs it as an anyio task group, foreign threads reach
-it through a memory-object stream, when-methods return awaitable events,
-state contexts become cancel scopes and async final handlers run as tasks.
+`async with machine:` binds it to the loop that entered it (see `_loop`)
+and runs it as an anyio task group. Calls from outside that loop (other
+threads, other loops, the host of a trio guest run) enter through one FIFO
+inbox and are applied by the loop in the order they were made; when-methods
+return awaitable events, state contexts become cancel scopes and async
+final handlers run as tasks. docs/manual.md, "Where calls come from", has
+the table of what each call does from where.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import collections
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -17,13 +22,13 @@ from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.abc
-import anyio.from_thread
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._ctx import CtxBase
-from ._machine import _END, _STATE, CoreMachine
+from ._loop import TRIO, Binding, bind_current, current_lib, task_key, trio_lowlevel
+from ._machine import _END, _STATE, CoreMachine, log_handler_error
 from ._resolve import Plan
+from ._tracer import Tracer
 from ._transition import Event, Mutation
 from ._types import (
     EXCEPTION,
@@ -39,27 +44,22 @@ __all__ = ["Machine", "StateCtx", "WhenEvent"]
 T = TypeVar("T")
 
 _OPS: Final = LogLevel.OPS
+_QUEUED: Final = Result.QUEUED
+_CANCELED: Final = Result.CANCELED
 _get_ident = threading.get_ident
-_get_running_loop = asyncio.events._get_running_loop
 _checkpoint = anyio.lowlevel.checkpoint
-_trio_ll: Any = None
 
-
-def _trio_lowlevel() -> Any:
-    """`trio.lowlevel`, imported on first use (trio is an optional extra)."""
-    global _trio_ll
-    if _trio_ll is None:
-        import trio.lowlevel
-
-        _trio_ll = trio.lowlevel
-    return _trio_ll
-
+# guards the remote (other thread / other loop) waiters of when-events
+_remote_lock = threading.Lock()
 
 # subscription kinds
 _WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS, _WHEN_QUERY = 0, 1, 2, 3, 4
 _QUEUE, _QUEUE_END, _DISPOSED = 5, 6, 7
 # one state, no ctx: the common waits, indexed by state in plain dicts
 _WHEN1, _WHEN_NOT1 = 8, 9
+# when_ticks from another thread: `values` is the count, made absolute
+# (a _WHEN_TIME) by the loop
+_WHEN_TICKS = 10
 _KIND_LOG = {
     _WHEN1: "when",
     _WHEN_NOT1: "whenNot",
@@ -74,14 +74,6 @@ _KIND_LOG = {
 }
 
 
-def _task_key() -> int:
-    """Identifies the current task (asyncio or trio) while it runs."""
-    loop = _get_running_loop()
-    if loop is not None:
-        return id(asyncio.current_task(loop))
-    return id(_trio_lowlevel().current_task())
-
-
 def _unwrap(exc: BaseException) -> BaseException:
     """The error a user raised, out of single-error exception groups."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -89,12 +81,35 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+def _resolve_fut(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _soon_here() -> Callable[[Callable[[], object]], None]:
+    """A function that runs a callback in the current task's loop, called
+    from any thread (a no-op once that loop is gone)."""
+    if current_lib() == TRIO:
+        run_soon = trio_lowlevel().current_trio_token().run_sync_soon
+    else:
+        run_soon = asyncio.get_running_loop().call_soon_threadsafe
+
+    def soon(fn: Callable[[], object]) -> None:
+        # RuntimeError: the loop closed, or the trio run finished
+        with contextlib.suppress(RuntimeError):
+            run_soon(fn)
+
+    return soon
+
+
 class StateCtx(CtxBase):
-    """A state context: bound to one tick of one state (semantics §2.3).
+    """A state context: bound to one tick of one state.
 
     `ctx.expired` turns true when the state's tick changes. `with ctx:`
     runs a block in a fresh anyio `CancelScope` that is cancelled when the
-    context expires; `await ctx.wait()` returns once it has.
+    context expires (at once when entered expired); `await ctx.wait()`
+    returns once it has. Both work in any task of any loop or thread: the
+    cancellation is delivered in the loop that entered the block.
     """
 
     __slots__ = ("_scopes",)
@@ -109,8 +124,19 @@ class StateCtx(CtxBase):
 
     def __enter__(self) -> anyio.CancelScope:
         scope = anyio.CancelScope()
-        unregister = self.on_expire(scope.cancel)
-        key = _task_key()
+        key = task_key()
+        if self._expired:
+            scope.cancel()
+            unregister: Callable[[], None] = _noop
+        else:
+            machine = self.machine
+            binding = machine._binding if isinstance(machine, Machine) else None
+            if binding is None or binding.is_home():
+                unregister = self.on_expire(scope.cancel)
+            else:
+                # expiry happens in the machine's loop: cancel in ours
+                soon = _soon_here()
+                unregister = self.on_expire(lambda: soon(scope.cancel))
         if self._scopes is None:
             self._scopes = {}
         self._scopes.setdefault(key, []).append((scope, unregister))
@@ -123,7 +149,7 @@ class StateCtx(CtxBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        key = _task_key()
+        key = task_key()
         assert self._scopes is not None
         stack = self._scopes[key]
         scope, unregister = stack.pop()
@@ -135,63 +161,64 @@ class StateCtx(CtxBase):
     async def wait(self) -> None:
         """Return once the context has expired."""
         if self._expired:
+            await _checkpoint()
             return
         event = WhenEvent()
-        unregister = self.on_expire(event._set)
+        machine = self.machine
+        if isinstance(machine, Machine):
+            event._home = machine._binding
+        unregister = self.on_expire(event.set)
         try:
             await event.wait()
         finally:
             unregister()
 
 
-class WhenEvent:
-    """What a when-method returns: set once its condition happened.
+def _noop() -> None:
+    return None
 
-    `await ev` (or `await ev.wait()`) waits for it; `ev.is_set()` checks.
-    Awaiting a set event is a checkpoint, like awaiting a set `anyio.Event`.
-    A waiter cancelled from outside drops the machine's subscription when
-    no other task waits on the event; waiting again subscribes again.
-    Await it in the machine's event loop (the thread that runs it).
+
+class WhenEvent:
+    """An event: set once, awaited by any number of tasks.
+
+    When-methods return one, set when their condition happened; it is also
+    a plain event of its own (`WhenEvent()`, `set()`), like `anyio.Event`.
+    `await ev` (or `await ev.wait()`) waits; awaiting a set event is a
+    checkpoint. A machine's events may be awaited in any task of any loop
+    or thread: waiters outside the machine's loop are woken thread-safely.
+    A plain `WhenEvent()` belongs to one loop, like `anyio.Event`.
+
+    A waiter of a when-event cancelled from outside drops the machine's
+    subscription when no other task waits on the event; waiting again
+    subscribes again.
     """
 
-    # a pending event is also the machine's subscription (one object, so
-    # that setting up and firing a wait stays cheap); the subscription slots
-    # are filled by `_new_sub()` and unused once the event is set
-    __slots__ = (
-        "_ctx",
-        "_ctx_unregister",
-        "_detached",
-        "_flag",
-        "_futs",
-        "_key",
-        "_kind",
-        "_machine",
-        "_states",
-        "_tasks",
-        "_values",
-    )
-    _kind: int
-    _states: tuple[str, ...]
-    _values: Any
-    _key: Any
-    _ctx: CtxBase | None
-    _ctx_unregister: Callable[[], None] | None
-    _detached: bool
+    __slots__ = ("_flag", "_futs", "_home", "_remote", "_sub", "_tasks")
 
-    def __init__(self, flag: bool = False) -> None:
-        self._flag = flag
-        self._machine: Machine | None = None
-        # parked waiters: asyncio futures and trio tasks, created lazily
+    def __init__(self) -> None:
+        self._flag = False
+        # the subscription that sets this event, while it is pending
+        self._sub: _Sub | None = None
+        # the loop that sets it (a running machine's), if known: waiters
+        # elsewhere park as remote waiters
+        self._home: Binding | None = None
+        # waiters in the setting loop: asyncio futures and trio tasks
         self._futs: list[asyncio.Future[None]] | None = None
         self._tasks: list[Any] | None = None
+        # waiters elsewhere: thread-safe wake-up functions
+        self._remote: list[Callable[[], None]] | None = None
 
     def is_set(self) -> bool:
-        """True once the condition happened (or the wait was cut short)."""
+        """True once the event is set."""
         return self._flag
 
-    def _set(self) -> None:
+    def set(self) -> None:
+        """Set the event and wake every waiter (nothing happens if it is
+        already set)."""
+        if self._flag:
+            return
         self._flag = True
-        self._machine = None
+        self._sub = None
         futs = self._futs
         if futs is not None:
             self._futs = None
@@ -201,53 +228,137 @@ class WhenEvent:
         tasks = self._tasks
         if tasks is not None:
             self._tasks = None
-            reschedule = _trio_ll.reschedule  # imported by the waiters
+            reschedule = trio_lowlevel().reschedule
             for task in tasks:
                 reschedule(task)
+        if self._remote is not None:
+            with _remote_lock:
+                remote = self._remote
+                self._remote = None
+            for wake in remote or ():
+                wake()
+
+    def statistics(self) -> anyio.EventStatistics:
+        """How many tasks wait on the event now."""
+        n = len(self._futs or ()) + len(self._tasks or ()) + len(self._remote or ())
+        return anyio.EventStatistics(n)
 
     async def wait(self) -> None:
         """Wait until the event is set."""
-        if not self._flag:
-            machine = self._machine
-            if machine is not None and self._detached:
-                machine._reattach(self)
-            if not self._flag:
-                # park natively: an anyio.Event per wait would cost more
-                # than the whole transition that sets it
-                loop = _get_running_loop()
-                if loop is not None:
-                    fut: asyncio.Future[None] = loop.create_future()
-                    futs = self._futs
-                    if futs is None:
-                        futs = self._futs = []
-                    futs.append(fut)
-                    try:
-                        await fut
-                    finally:
-                        if not self._flag:  # cancelled from outside
-                            futs.remove(fut)
-                            self._parked_left()
-                else:
-                    trio_ll = _trio_ll or _trio_lowlevel()
-                    task = trio_ll.current_task()
-                    tasks = self._tasks
-                    if tasks is None:
-                        tasks = self._tasks = []
-                    tasks.append(task)
-
-                    def abort(_: Any) -> Any:
-                        tasks.remove(task)
-                        self._parked_left()
-                        return trio_ll.Abort.SUCCEEDED
-
-                    await trio_ll.wait_task_rescheduled(abort)
+        if self._flag:
+            await _checkpoint()
+            return
+        sub = self._sub
+        home = self._home
+        if home is None and sub is not None:
+            home = sub.machine._binding
+        if home is not None and not home.is_home():
+            await self._wait_remote(sub)
+            return
+        if sub is not None and sub.detached:
+            sub.machine._reattach(sub)
+            if self._flag:
+                await _checkpoint()
                 return
-        await _checkpoint()
+        # park natively: an anyio.Event per wait would cost more than the
+        # whole transition that sets it
+        if current_lib() != TRIO:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            futs = self._futs
+            if futs is None:
+                futs = self._futs = []
+            futs.append(fut)
+            try:
+                await fut
+            finally:
+                if not self._flag:  # cancelled from outside
+                    futs.remove(fut)
+                    self._waiter_left()
+            return
+        trio_ll = trio_lowlevel()
+        task = trio_ll.current_task()
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = []
+        tasks.append(task)
 
-    def _parked_left(self) -> None:
-        machine = self._machine
-        if machine is not None and not self._futs and not self._tasks:
-            machine._detach(self)
+        def abort(_: Any) -> Any:
+            tasks.remove(task)
+            self._waiter_left()
+            return trio_ll.Abort.SUCCEEDED
+
+        await trio_ll.wait_task_rescheduled(abort)
+
+    async def _wait_remote(self, sub: _Sub | None) -> None:
+        """Wait from outside the loop that sets the event."""
+        soon = _soon_here()
+        if current_lib() == TRIO:
+            trio_ll = trio_lowlevel()
+            task = trio_ll.current_task()
+            woken = [False]
+
+            def resume() -> None:
+                if not woken[0]:
+                    woken[0] = True
+                    trio_ll.reschedule(task)
+
+            def wake() -> None:
+                soon(resume)
+
+            if not self._add_remote(wake, sub):
+                await _checkpoint()
+                return
+
+            def abort(_: Any) -> Any:
+                woken[0] = True
+                self._drop_remote(wake, sub)
+                return trio_ll.Abort.SUCCEEDED
+
+            await trio_ll.wait_task_rescheduled(abort)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake_fut() -> None:
+            soon(lambda: _resolve_fut(fut))
+
+        if not self._add_remote(wake_fut, sub):
+            await _checkpoint()
+            return
+        try:
+            await fut
+        finally:
+            if not fut.done() or fut.cancelled():
+                self._drop_remote(wake_fut, sub)
+
+    def _add_remote(self, wake: Callable[[], None], sub: _Sub | None) -> bool:
+        with _remote_lock:
+            if self._flag:
+                return False
+            if self._remote is None:
+                self._remote = []
+            self._remote.append(wake)
+        if sub is not None:
+            # in order after any earlier detach of the subscription
+            mach = sub.machine
+            if not mach._submit(mach._keep_attached, (sub,)):
+                self.set()  # the machine stopped: it sets its events
+        return True
+
+    def _drop_remote(self, wake: Callable[[], None], sub: _Sub | None) -> None:
+        with _remote_lock:
+            if self._remote is not None and wake in self._remote:
+                self._remote.remove(wake)
+        if sub is not None and not self._flag:
+            mach = sub.machine
+            mach._submit(mach._drop_if_unwaited, (sub,))
+
+    def _has_waiters(self) -> bool:
+        return bool(self._futs or self._tasks or self._remote)
+
+    def _waiter_left(self) -> None:
+        sub = self._sub
+        if sub is not None and not self._has_waiters():
+            sub.machine._detach(sub)
 
     def __await__(self) -> Any:
         return self.wait().__await__()
@@ -256,27 +367,55 @@ class WhenEvent:
         return f"<WhenEvent {'set' if self._flag else 'pending'}>"
 
 
-_Sub = WhenEvent  # a pending WhenEvent in its role of subscription
+class _Sub:
+    """A machine's pending subscription: what sets one WhenEvent."""
+
+    __slots__ = (
+        "ctx",
+        "ctx_unregister",
+        "detached",
+        "event",
+        "key",
+        "kind",
+        "machine",
+        "states",
+        "values",
+    )
+
+    def __init__(
+        self,
+        machine: Machine,
+        kind: int,
+        states: tuple[str, ...],
+        values: Any,
+        key: Any,
+        ctx: CtxBase | None,
+        event: WhenEvent,
+    ) -> None:
+        self.machine = machine
+        self.kind = kind
+        self.states = states
+        self.values = values
+        self.key = key
+        self.ctx = ctx
+        self.ctx_unregister: Callable[[], None] | None = None
+        self.detached = False
+        self.event = event
 
 
-def _new_sub(
-    machine: Machine,
-    kind: int,
-    states: tuple[str, ...],
-    values: Any,
-    key: Any,
-    ctx: CtxBase | None = None,
-) -> WhenEvent:
-    sub = WhenEvent()
-    sub._machine = machine
-    sub._kind = kind
-    sub._states = states
-    sub._values = values
-    sub._key = key
-    sub._ctx = ctx
-    sub._ctx_unregister = None
-    sub._detached = False
-    return sub
+def _set_event() -> WhenEvent:
+    ev = WhenEvent()
+    ev._flag = True
+    return ev
+
+
+class _Gate:
+    """Start order of the machine's tasks: each waits for the one before."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = WhenEvent()
 
 
 class Machine(CoreMachine):
@@ -284,20 +423,24 @@ class Machine(CoreMachine):
 
     Synchronous use (mutations, checks, clocks, sync handlers) needs no
     event loop. `async with machine:` runs it as an anyio task group for
-    forks, async handlers, waiting and mutations from other threads.
+    forks, async handlers, waiting and calls from other threads and loops.
     """
 
     __slots__ = (
         "_args_subs",
-        "_inbox_recv",
-        "_inbox_send",
+        "_binding",
+        "_inbox",
+        "_inbox_armed",
+        "_inbox_closed",
+        "_inbox_lock",
+        "_inbox_waker",
+        "_last_gate",
         "_query_subs",
         "_queue_end_subs",
         "_queue_subs",
         "_sub_keys",
         "_subs",
         "_tg",
-        "_token",
         "_w0",
         "_w1",
     )
@@ -306,9 +449,17 @@ class Machine(CoreMachine):
 
     def __init__(self, schema: Mapping[str, Any], **kwargs: Any) -> None:
         self._tg: anyio.abc.TaskGroup | None = None
-        self._token: anyio.lowlevel.EventLoopToken | None = None
-        self._inbox_send: MemoryObjectSendStream[Callable[[], object]] | None = None
-        self._inbox_recv: MemoryObjectReceiveStream[Callable[[], object]] | None = None
+        self._binding: Binding | None = None
+        # calls from outside the loop, in the order they were made:
+        # (function, args, abandon), abandon called if the machine stops first
+        self._inbox: collections.deque[
+            tuple[Callable[..., object], tuple[Any, ...], Callable[[], object] | None]
+        ] = collections.deque()
+        self._inbox_lock = threading.Lock()
+        self._inbox_armed = False
+        self._inbox_closed = True
+        self._inbox_waker: Callable[[], None] = _noop
+        self._last_gate: _Gate | None = None
         self._subs: dict[str, list[_Sub]] = {}
         self._w1: dict[str, _Sub] = {}  # when1(state), no ctx
         self._w0: dict[str, _Sub] = {}  # when_not1(state), no ctx
@@ -326,19 +477,35 @@ class Machine(CoreMachine):
         """True inside `async with machine:`."""
         return self._tg is not None
 
+    def runs_inline(self) -> bool:
+        """True when a call made here runs inline: in the machine's own
+        loop, or anywhere while it is not running. False from other threads
+        and loops, where mutations are queued in the machine's inbox."""
+        return not self._is_foreign()
+
     async def __aenter__(self) -> Machine:
         if self._disposing:
             raise MachineDisposedError(f"machine {self.id} is disposed")
         if self._tg is not None:
             raise RuntimeError(f"machine {self.id} is already running")
+        binding = bind_current()
         tg = anyio.create_task_group()
         await tg.__aenter__()
+        try:
+            tg.start_soon(self._inbox_task, name=f"{self.id}:inbox")
+        except BaseException:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            raise
         self._tg = tg
-        self._token = anyio.lowlevel.current_token()
-        self._loop_thread = _get_ident()
-        send, recv = anyio.create_memory_object_stream[Callable[[], object]](math.inf)
-        self._inbox_send, self._inbox_recv = send, recv
-        tg.start_soon(self._inbox_loop, recv)
+        self._binding = binding
+        # the core's cheap thread check; a guest run shares its thread with
+        # the host loop, so there every call asks the binding
+        self._loop_thread = -1 if binding.guest else binding.thread
+        with self._inbox_lock:
+            self._inbox_closed = False
+            # armed until the inbox task first parks: no wake-up is lost
+            self._inbox_armed = True
         return self
 
     async def __aexit__(
@@ -349,7 +516,14 @@ class Machine(CoreMachine):
     ) -> bool:
         tg = self._tg
         assert tg is not None
-        self.dispose()
+        try:
+            self.dispose()
+        except BaseException:
+            tg.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await tg.__aexit__(None, None, None)
+            self._stop_running()
+            raise
         tg.cancel_scope.cancel()
         try:
             if exc_type is None or issubclass(
@@ -363,88 +537,290 @@ class Machine(CoreMachine):
             self._stop_running()
 
     def _stop_running(self) -> None:
+        self._close_inbox()
         self._tg = None
-        self._token = None
+        self._binding = None
         self._loop_thread = 0
-        if self._inbox_send is not None:
-            self._inbox_send.close()
-        if self._inbox_recv is not None:
-            self._inbox_recv.close()
-        self._inbox_send = self._inbox_recv = None
+        self._last_gate = None
 
-    async def _inbox_loop(
-        self, recv: MemoryObjectReceiveStream[Callable[[], object]]
-    ) -> None:
-        with recv:
-            async for call in recv:
-                call()
+    # ----------------------------------------------------------- the inbox
 
     def _is_foreign(self) -> bool:
-        return self._loop_thread != 0 and _get_ident() != self._loop_thread
+        lt = self._loop_thread
+        if lt > 0:
+            return lt != _get_ident()
+        if lt == 0:
+            return False
+        binding = self._binding
+        return binding is not None and not binding.is_home()
 
-    def _to_inbox(self, call: Callable[[], object]) -> None:
-        send = self._inbox_send
-        token = self._token
-        if send is None or token is None:
-            return
-        try:
-            anyio.from_thread.run_sync(send.send_nowait, call, token=token)
-        except (anyio.ClosedResourceError, RuntimeError):
-            # the machine stopped meanwhile: a disposed machine cancels
-            return
+    def _submit(
+        self,
+        fn: Callable[..., object],
+        args: tuple[Any, ...] = (),
+        abandon: Callable[[], object] | None = None,
+    ) -> bool:
+        """Queue `fn(*args)` for the loop, from anywhere; never blocks.
 
-    def _in_loop(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._token is not None
-        return anyio.from_thread.run_sync(fn, *args, token=self._token)
+        False (and nothing queued) when the machine no longer runs.
+        """
+        with self._inbox_lock:
+            if self._inbox_closed:
+                return False
+            self._inbox.append((fn, args, abandon))
+            if self._inbox_armed:
+                return True
+            self._inbox_armed = True
+            binding = self._binding
+        if binding is None or not binding.call_soon(self._inbox_waker):
+            # the loop is gone without stopping the machine (it crashed)
+            self._close_inbox()
+        return True
 
-    # ------------------------------------------------ thread entry points
+    async def _inbox_task(self) -> None:
+        """Run the calls from outside, in order, in the loop."""
+        if current_lib() == TRIO:
+            trio_ll = trio_lowlevel()
+            task = trio_ll.current_task()
+            parked = [False]
+
+            def wake() -> None:
+                if parked[0]:
+                    parked[0] = False
+                    trio_ll.reschedule(task)
+
+            def abort(_: Any) -> Any:
+                parked[0] = False
+                return trio_ll.Abort.SUCCEEDED
+
+            self._inbox_waker = wake
+            while True:
+                self._run_inbox()
+                parked[0] = True
+                await trio_ll.wait_task_rescheduled(abort)
+        else:
+            loop = asyncio.get_running_loop()
+            box: list[asyncio.Future[None] | None] = [None]
+
+            def wake_fut() -> None:
+                fut = box[0]
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+
+            self._inbox_waker = wake_fut
+            while True:
+                self._run_inbox()
+                fut = box[0] = loop.create_future()
+                await fut
+
+    def _run_inbox(self) -> None:
+        inbox = self._inbox
+        lock = self._inbox_lock
+        while True:
+            with lock:
+                if not inbox:
+                    self._inbox_armed = False
+                    return
+                batch = list(inbox)
+                inbox.clear()
+            for i, (fn, args, _) in enumerate(batch):
+                try:
+                    fn(*args)
+                except BaseException:
+                    # the error ends the machine's task group; what is left
+                    # of the batch is abandoned with the rest of the inbox
+                    with lock:
+                        inbox.extendleft(reversed(batch[i + 1 :]))
+                    raise
+
+    def _close_inbox(self) -> None:
+        """Stop taking calls; abandon the waiting ones (blocked callers
+        return their neutral answer)."""
+        with self._inbox_lock:
+            self._inbox_closed = True
+            left = list(self._inbox)
+            self._inbox.clear()
+        for _, _, abandon in left:
+            if abandon is not None:
+                abandon()
+
+    def _call_blocking(
+        self, what: str, default: T, fn: Callable[..., T], *args: Any
+    ) -> T:
+        """Run `fn(*args)` in the loop, in order with the caller's earlier
+        calls, and wait for its result (from outside the loop)."""
+        binding = self._binding
+        if binding is not None and binding.thread == _get_ident():
+            raise RuntimeError(
+                f"{what} from the host loop of a trio guest run would block the "
+                f"thread machine {self.id} runs in: call it from a trio task"
+            )
+        done = threading.Event()
+        box: list[Any] = [default, None]
+
+        def run() -> None:
+            try:
+                box[0] = fn(*args)
+            except BaseException as exc:
+                box[1] = exc
+            finally:
+                done.set()
+
+        if not self._submit(run, (), done.set):
+            return default
+        done.wait()
+        if box[1] is not None:
+            raise box[1]
+        result: T = box[0]
+        return result
+
+    # ------------------------------------------------ calls from outside
 
     def _foreign_mutate(
         self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
     ) -> Result:
-        self._to_inbox(lambda: self._mutate(mtype, called, args))
-        return Result.QUEUED
+        if not self._is_foreign():  # a guest run's own task
+            return self._mutate_here(mtype, called, args)
+        if self._submit(self._apply_mutation, (mtype, called, args)):
+            return _QUEUED
+        return _CANCELED
+
+    def _apply_mutation(
+        self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
+    ) -> None:
+        if not self._disposing:
+            self._mutate_here(mtype, called, args)
+
+    def toggle(
+        self, states: Iterable[str], args: dict[str, Any] | None = None
+    ) -> Result:
+        """Remove `states` if all are active, else add them.
+
+        From outside the loop the choice is made by the loop, in order.
+        """
+        if self._is_foreign():
+            called = self._parse(states)
+            own = self._check_args(args)
+            if self._disposing:
+                return _CANCELED
+            return self._queued(CoreMachine.toggle, (self, called, own))
+        return super().toggle(states, args)
+
+    def add_err_state(
+        self, state: str, exc: BaseException, args: dict[str, Any] | None = None
+    ) -> Result:
+        """Record `exc` and activate `state` together with `Exception`.
+
+        From outside the loop the error is recorded (and `on_error` called)
+        by the loop, in order with the caller's other calls.
+        """
+        if self._is_foreign():
+            self._check1(state)
+            if exc is not None and not isinstance(exc, BaseException):
+                raise TypeError(f"exc must be an exception, got {type(exc).__name__}")
+            own = self._check_args(args)
+            if self._disposing:
+                return _CANCELED
+            return self._queued(CoreMachine.add_err_state, (self, state, exc, own))
+        return super().add_err_state(state, exc, args)
+
+    def _queued(self, fn: Callable[..., object], args: tuple[Any, ...]) -> Result:
+        return _QUEUED if self._submit(fn, args) else _CANCELED
+
+    def _check(self, mtype: MutationType, called: tuple[str, ...], args: Any) -> Result:
+        if self._is_foreign():
+            # negotiation handlers run in the loop; wait for the answer
+            args = self._check_args(args)
+            if self._disposing:
+                return _CANCELED
+            return self._call_blocking(
+                "a dry run", _CANCELED, CoreMachine._check, self, mtype, called, args
+            )
+        return super()._check(mtype, called, args)
 
     def eval(
         self, fn: Callable[[], object], *, source: str = "", ctx: CtxBase | None = None
     ) -> bool:
         """Run `fn` between transitions, from any task or thread.
 
-        From another thread it waits until the machine ran `fn`. Returns
-        False when `fn` could not run (disposed machine, expired `ctx`, or a
-        call from inside a handler, which also adds an Exception).
+        From outside the loop it runs in the loop, after the caller's earlier
+        calls, and `eval` returns once it ran. Returns False when `fn` could
+        not run (disposed machine, expired `ctx`, or a call from inside a
+        handler, which also adds an Exception).
         """
         if self._is_foreign():
-            return self._eval_foreign(fn, source, ctx)
+            if not callable(fn):
+                raise TypeError(f"eval takes a callable, got {type(fn).__name__}")
+            if self._disposing:
+                return False
+            return self._call_blocking(
+                "eval",
+                False,
+                lambda: CoreMachine.eval(self, fn, source=source, ctx=ctx),
+            )
         return super().eval(fn, source=source, ctx=ctx)
 
-    def _eval_foreign(
-        self, fn: Callable[[], object], source: str, ctx: CtxBase | None
-    ) -> bool:
-        # through the inbox, so it runs after this thread's earlier mutations
-        done = threading.Event()
-        out: list[Any] = [False, None]
+    def new_state_ctx(self, state: str) -> StateCtx:
+        """A context bound to `state`'s current tick.
 
-        def call() -> None:
-            try:
-                out[0] = CoreMachine.eval(self, fn, source=source, ctx=ctx)
-            except BaseException as exc:
-                out[1] = exc
-            finally:
-                done.set()
+        From outside the loop the tick is read by the loop, after the
+        caller's earlier calls (the call waits for it).
+        """
+        if self._is_foreign():
+            self._check1(state)
+            expired = StateCtx(self, state, 0, True)
+            return self._call_blocking(
+                "new_state_ctx", expired, self._new_state_ctx_here, state
+            )
+        return self._new_state_ctx_here(state)
 
-        self._to_inbox(call)
-        while not done.wait(0.05):
-            if self._disposed or self._inbox_send is None:
-                return False
-        if out[1] is not None:
-            raise out[1]
-        return bool(out[0])
+    def _new_state_ctx_here(self, state: str) -> StateCtx:
+        ctx = super().new_state_ctx(state)
+        assert isinstance(ctx, StateCtx)
+        return ctx
+
+    def bind_handlers(self, obj: object, id: str | None = None) -> str:
+        """Bind the handler methods of `obj`; return the binding id."""
+        if self._is_foreign():
+            return self._call_blocking(
+                "bind_handlers", "", CoreMachine.bind_handlers, self, obj, id
+            )
+        return super().bind_handlers(obj, id)
+
+    def detach_handlers(self, binding_id: str) -> None:
+        """Unbind the handler object bound under `binding_id`."""
+        if self._is_foreign():
+            self._call_blocking(
+                "detach_handlers", None, CoreMachine.detach_handlers, self, binding_id
+            )
+            return
+        super().detach_handlers(binding_id)
+
+    def bind_tracer(self, tracer: Tracer) -> None:
+        """Attach a tracer; it sees every transition from now on."""
+        if self._is_foreign():
+            self._call_blocking(
+                "bind_tracer", None, CoreMachine.bind_tracer, self, tracer
+            )
+            return
+        super().bind_tracer(tracer)
+
+    def detach_tracer(self, tracer: Tracer) -> None:
+        """Detach a bound tracer."""
+        if self._is_foreign():
+            self._call_blocking(
+                "detach_tracer", None, CoreMachine.detach_tracer, self, tracer
+            )
+            return
+        super().detach_tracer(tracer)
 
     def dispose(self) -> None:
-        """Stop the machine: cancel its tasks and contexts, wake waiters."""
+        """Stop the machine: cancel its tasks and contexts, wake waiters.
+
+        From outside the loop it is queued, in order, and returns at once.
+        """
         if self._is_foreign():
-            self._to_inbox(self.dispose)
+            self._submit(self.dispose)
             return
         super().dispose()
 
@@ -452,6 +828,7 @@ class Machine(CoreMachine):
         if self._disposed:
             return
         super()._finish_dispose()
+        self._close_inbox()
         subs = self._pending_subs()
         self._w1.clear()
         self._w0.clear()
@@ -466,8 +843,6 @@ class Machine(CoreMachine):
             self._fire(sub, log=False)
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
-        if self._inbox_send is not None:
-            self._inbox_send.close()
 
     def _pending_subs(self) -> list[_Sub]:
         """Every subscription the machine holds, each once."""
@@ -492,7 +867,9 @@ class Machine(CoreMachine):
         """Start `fn(*args)` in the machine's task group, inside a cancel
         scope bound to `ctx` (cancelled when the context expires).
 
-        An exception from `fn` becomes the Exception state.
+        Work of a context that expired before the task starts never starts.
+        An exception from `fn` becomes the Exception state. From outside
+        the loop the start is queued, in order, and `fork` returns at once.
         """
         if self._disposing:
             raise MachineDisposedError(f"machine {self.id} is disposed")
@@ -501,21 +878,59 @@ class Machine(CoreMachine):
         if not callable(fn):
             raise TypeError(f"fork takes an async function, got {type(fn).__name__}")
         if self._is_foreign():
-            self._in_loop(self.fork, ctx, fn, *args)
+            if not self._submit(self._fork_here, (ctx, fn, args)):
+                raise MachineDisposedError(f"machine {self.id} is disposed")
             return
-        tg = self._tg
-        if tg is None:
+        if self._tg is None:
             raise RuntimeError(
                 f"machine {self.id} is not running: fork needs `async with machine:`"
             )
-        tg.start_soon(self._forked, ctx, fn, args, name=f"{self.id}:fork")
+        self._fork_here(ctx, fn, args)
+
+    def _fork_here(
+        self,
+        ctx: StateCtx | None,
+        fn: Callable[..., Awaitable[object]],
+        args: tuple[Any, ...],
+    ) -> None:
+        if self._tg is not None and not self._disposing:
+            self._spawn(ctx, fn, args, False, f"{self.id}:fork")
+
+    def _spawn(
+        self,
+        ctx: StateCtx | None,
+        fn: Callable[..., Awaitable[object]],
+        args: Sequence[Any],
+        nested: bool,
+        name: str,
+    ) -> None:
+        tg = self._tg
+        assert tg is not None
+        # trio starts the tasks of one batch in random order: each task
+        # waits for the previous one to start, so they start in call order
+        gate = _Gate()
+        prev = self._last_gate
+        self._last_gate = gate
+        tg.start_soon(self._forked, ctx, fn, args, prev, gate, nested, name=name)
 
     async def _forked(
         self,
         ctx: StateCtx | None,
         fn: Callable[..., Awaitable[object]],
         args: Sequence[Any],
+        prev: _Gate | None,
+        gate: _Gate,
+        nested: bool,
     ) -> None:
+        try:
+            if prev is not None and not prev.event._flag:
+                await prev.event.wait()
+        finally:
+            gate.event.set()
+            if self._last_gate is gate:
+                self._last_gate = None
+        if ctx is not None and ctx.expired:
+            return  # work of an expired context never starts
         try:
             if ctx is None:
                 await fn(*args)
@@ -528,18 +943,28 @@ class Machine(CoreMachine):
             err = _unwrap(exc)
             if not isinstance(err, Exception):
                 raise
-            self.add_err(err)
+            where = getattr(fn, "__qualname__", repr(fn))
+            log_handler_error(self._id, f"task {where}", err)
+            if nested:
+                # an async handler of an error transition: report it, but
+                # add no Exception for it (that could loop, §8.3 rule 6)
+                if self.on_error is not None:
+                    self.on_error(self, err)
+            else:
+                self.add_err(err)
 
     def _start_async(
         self, fn: Callable[..., Any], event: Event, kind: int, state: str
     ) -> None:
-        tg = self._tg
-        if tg is None:
+        if self._tg is None:
             super()._start_async(fn, event, kind, state)
             return
-        ctx = self.new_state_ctx(state) if kind in (_STATE, _END) else None
-        assert ctx is None or isinstance(ctx, StateCtx)
-        tg.start_soon(self._forked, ctx, fn, (event,), name=f"{self.id}:{event.name}")
+        ctx = None
+        if kind in (_STATE, _END):
+            ctx = self._new_state_ctx_here(state)
+            event._ctx = ctx
+        nested = EXCEPTION in event.transition.mutation.called
+        self._spawn(ctx, fn, (event,), nested, f"{self.id}:{event.name}")
 
     # -------------------------------------------------------- when-methods
 
@@ -555,73 +980,114 @@ class Machine(CoreMachine):
         states: tuple[str, ...],
         values: Any,
         ctx: CtxBase | None,
-        ready: bool,
     ) -> WhenEvent:
-        if self._disposed or ready:
-            return WhenEvent(True)
+        """A when-event for a checked request: set already, or subscribed.
+
+        Readiness is decided in the loop: a call from outside gets a pending
+        event at once and the loop subscribes it, in order with the caller's
+        earlier calls.
+        """
+        if self._disposed:
+            return _set_event()
         if ctx is not None:
             if not isinstance(ctx, CtxBase):
                 raise TypeError(
                     f"ctx must be a state context, got {type(ctx).__name__}"
                 )
             if ctx.expired:
-                return WhenEvent(True)
+                return _set_event()
         if self._is_foreign():
-            return self._in_loop(self._subscribe, kind, states, values, ctx, ready)
+            ev = WhenEvent()
+            ev._home = self._binding
+            if not self._submit(self._attach_new, (ev, kind, states, values, ctx)):
+                ev.set()  # the machine stopped meanwhile
+            return ev
+        if kind == _WHEN_TICKS:
+            kind, values = _WHEN_TIME, (self._ticks[states[0]] + values,)
         key: Any = None
         if ctx is None and len(states) == 1 and kind <= _WHEN_NOT:
-            kind = _WHEN1 if kind == _WHEN else _WHEN_NOT1
-            existing = (self._w1 if kind == _WHEN1 else self._w0).get(states[0])
-            if existing is not None:
-                return existing
+            existing = (self._w1 if kind == _WHEN else self._w0).get(states[0])
+            if existing is not None and not existing.event._flag:
+                return existing.event
         elif kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
-            try:
-                names: Any = states if kind == _WHEN_TIME else frozenset(states)
-                key = (kind, names, _freeze(values), id(ctx))
-                hash(key)
-            except TypeError:
-                key = None
+            key = _sub_key(kind, states, values, ctx)
             if key is not None:
                 existing = self._sub_keys.get(key)
-                if existing is not None:
-                    return existing
+                if existing is not None and not existing.event._flag:
+                    return existing.event
             elif kind == _WHEN_ARGS:
                 for other in self._args_subs.get(states[0], ()):
-                    if other._values == values and other._ctx is ctx:
-                        return other
-        sub = _new_sub(self, kind, states, values, key, ctx)
+                    if (
+                        other.values == values
+                        and other.ctx is ctx
+                        and not other.event._flag
+                    ):
+                        return other.event
+        ev = WhenEvent()
+        self._attach_new(ev, kind, states, values, ctx, key)
+        return ev
+
+    def _attach_new(
+        self,
+        ev: WhenEvent,
+        kind: int,
+        states: tuple[str, ...],
+        values: Any,
+        ctx: CtxBase | None,
+        key: Any = None,
+    ) -> None:
+        """In the loop: set `ev` if its condition holds, else subscribe it."""
+        if self._disposed or (ctx is not None and ctx.expired):
+            ev.set()
+            return
+        if kind == _WHEN_TICKS:
+            kind, values = _WHEN_TIME, (self._ticks[states[0]] + values,)
+            key = _sub_key(kind, states, values, ctx)
+        if ctx is None and len(states) == 1 and kind <= _WHEN_NOT:
+            kind = _WHEN1 if kind == _WHEN else _WHEN_NOT1
+        sub = _Sub(self, kind, states, values, key, ctx, ev)
+        if self._ready(sub):
+            ev.set()
+            return
+        ev._sub = sub
         self._attach(sub)
         if self._log_level >= _OPS:
             self._log(_OPS, f"[{_KIND_LOG[kind]}:new] {_describe(sub)}")
-        return sub
 
     def _attach(self, sub: _Sub) -> None:
-        sub._detached = False
-        ctx = sub._ctx
-        if ctx is not None and sub._ctx_unregister is None:
-            sub._ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
-        kind = sub._kind
+        sub.detached = False
+        ctx = sub.ctx
+        if ctx is not None and sub.ctx_unregister is None:
+            sub.ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
+            if sub.event._flag:  # expired meanwhile: fired and gone
+                return
+        kind = sub.kind
         if kind >= _WHEN1:
             index = self._w1 if kind == _WHEN1 else self._w0
-            state = sub._states[0]
+            state = sub.states[0]
             other = index.get(state)
-            if other is None or other is sub:
+            if other is None or other is sub or other.event._flag:
                 index[state] = sub
             else:
-                # re-attached while a newer identical wait holds the slot:
-                # index this one with the general subscriptions
-                sub._kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
+                # an identical wait holds the slot (re-attached, or made
+                # from another thread): index this one with the general ones
+                sub.kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
                 self._subs.setdefault(state, []).append(sub)
             self._watch = True
             return
-        if sub._key is not None:
-            self._sub_keys[sub._key] = sub
+        key = sub.key
+        if key is not None:
+            other_sub = self._sub_keys.get(key)
+            if other_sub is None or other_sub.event._flag:
+                self._sub_keys[key] = sub
+            else:
+                sub.key = None  # an identical one is indexed: keep it there
         if kind <= _WHEN_TIME:
-            for s in sub._states:
+            for s in sub.states:
                 self._subs.setdefault(s, []).append(sub)
             self._watch = True
         elif kind == _WHEN_ARGS:
-            self._args_subs.setdefault(sub._states[0], []).append(sub)
+            self._args_subs.setdefault(sub.states[0], []).append(sub)
             self._watch = True
         elif kind == _WHEN_QUERY:
             self._query_subs.append(sub)
@@ -637,49 +1103,65 @@ class Machine(CoreMachine):
 
     def _detach(self, sub: _Sub) -> None:
         """Drop a subscription nobody waits on any more."""
-        if sub._detached:
+        if sub.detached:
             return
-        sub._detached = True
+        sub.detached = True
         self._unlink(sub)
-        if sub._ctx_unregister is not None:
-            sub._ctx_unregister()
-            sub._ctx_unregister = None
+        if sub.ctx_unregister is not None:
+            sub.ctx_unregister()
+            sub.ctx_unregister = None
 
     def _reattach(self, sub: _Sub) -> None:
-        if self._disposed or self._ready(sub) or (sub._ctx and sub._ctx.expired):
-            sub._set()
+        ev = sub.event
+        if ev._flag:
+            return
+        if self._disposed or self._ready(sub) or (sub.ctx and sub.ctx.expired):
+            ev.set()
             return
         self._attach(sub)
 
+    def _keep_attached(self, sub: _Sub) -> None:
+        """In the loop: a remote waiter came; re-subscribe if dropped."""
+        if sub.detached and sub.event._has_waiters():
+            self._reattach(sub)
+
+    def _drop_if_unwaited(self, sub: _Sub) -> None:
+        """In the loop: a remote waiter left; drop the subscription if it
+        was the last."""
+        if not sub.event._flag and not sub.event._has_waiters():
+            self._detach(sub)
+
     def _ready(self, sub: _Sub) -> bool:
         ticks = self._ticks
-        kind = sub._kind
+        kind = sub.kind
         if kind == _WHEN1:
-            return bool(ticks[sub._states[0]] & 1)
+            return bool(ticks[sub.states[0]] & 1)
         if kind == _WHEN_NOT1:
-            return not ticks[sub._states[0]] & 1
+            return not ticks[sub.states[0]] & 1
         if kind == _WHEN:
-            return all(ticks[s] & 1 for s in sub._states)
+            return all(ticks[s] & 1 for s in sub.states)
         if kind == _WHEN_NOT:
-            return not any(ticks[s] & 1 for s in sub._states)
+            return not any(ticks[s] & 1 for s in sub.states)
         if kind == _WHEN_TIME:
             return all(
-                ticks[s] >= t for s, t in zip(sub._states, sub._values, strict=True)
+                ticks[s] >= t for s, t in zip(sub.states, sub.values, strict=True)
             )
         if kind == _QUEUE:
-            return bool(self._p >= sub._values)
+            return bool(self._p >= sub.values)
         if kind == _QUEUE_END:
             return not self._processing
+        if kind == _DISPOSED:
+            return self._disposed
         return False
 
     def _unlink(self, sub: _Sub) -> None:
-        kind = sub._kind
-        key = sub._key
+        kind = sub.kind
+        key = sub.key
         if key is not None and self._sub_keys.get(key) is sub:
             del self._sub_keys[key]
         if kind <= _WHEN_TIME:
             subs = self._subs
-            for s in sub._states:
+            for s in sub.states:
                 lst = subs.get(s)
                 if lst is not None and sub in lst:
                     if len(lst) == 1:
@@ -690,17 +1172,17 @@ class Machine(CoreMachine):
                         lst.remove(sub)
         elif kind >= _WHEN1:
             index = self._w1 if kind == _WHEN1 else self._w0
-            state = sub._states[0]
+            state = sub.states[0]
             if index.get(state) is sub:
                 del index[state]
                 if not index:
                     self._rewatch()
         elif kind == _WHEN_ARGS:
-            lst = self._args_subs.get(sub._states[0])
+            lst = self._args_subs.get(sub.states[0])
             if lst and sub in lst:
                 lst.remove(sub)
                 if not lst:
-                    del self._args_subs[sub._states[0]]
+                    del self._args_subs[sub.states[0]]
                     self._rewatch()
         elif kind == _WHEN_QUERY:
             if sub in self._query_subs:
@@ -721,16 +1203,17 @@ class Machine(CoreMachine):
         self._watch_queue = bool(self._queue_subs or self._queue_end_subs)
 
     def _fire(self, sub: _Sub, log: bool = True) -> None:
-        if sub._flag:
-            return
-        if not sub._detached:
+        ev = sub.event
+        if not sub.detached:
             self._unlink(sub)
-        if sub._ctx_unregister is not None:
-            sub._ctx_unregister()
-            sub._ctx_unregister = None
+        if sub.ctx_unregister is not None:
+            sub.ctx_unregister()
+            sub.ctx_unregister = None
+        if ev._flag:
+            return
         if log and self._log_level >= _OPS:
-            self._log(_OPS, f"[{_KIND_LOG[sub._kind]}:match] {_describe(sub)}")
-        sub._set()
+            self._log(_OPS, f"[{_KIND_LOG[sub.kind]}:match] {_describe(sub)}")
+        ev.set()
 
     def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int = -1) -> None:
         ticks = self._ticks
@@ -743,9 +1226,9 @@ class Machine(CoreMachine):
                 sub = (w1 if ticks[name] & 1 else w0).pop(name, None)
                 if sub is not None:
                     if log:
-                        kind = _KIND_LOG[sub._kind]
+                        kind = _KIND_LOG[sub.kind]
                         self._log(_OPS, f"[{kind}:match] {name}")
-                    sub._set()
+                    sub.event.set()
             if not w1 and not w0:
                 self._watch = bool(self._subs or self._args_subs or self._query_subs)
         subs = self._subs
@@ -765,17 +1248,17 @@ class Machine(CoreMachine):
             enters = plan.enters if enters_done < 0 else plan.enters[:enters_done]
             for name in enters:
                 for s in args_subs.get(name, ()):
-                    if s not in fired and _args_match(s._values, args):
+                    if s not in fired and _args_match(s.values, args):
                         fired.append(s)
         if self._query_subs:
             clock: Clock = dict(self._ticks)
-            fired.extend(s for s in list(self._query_subs) if s._values(clock))
+            fired.extend(s for s in list(self._query_subs) if s.values(clock))
         for s in fired:
             self._fire(s)
 
     def _subs_after_mutation(self) -> None:
         p = self._p
-        for s in [s for s in self._queue_subs if p >= s._values]:
+        for s in [s for s in self._queue_subs if p >= s.values]:
             self._fire(s)
 
     def _subs_queue_end(self) -> None:
@@ -784,28 +1267,24 @@ class Machine(CoreMachine):
 
     def when(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
         """Set once all `states` are active (at once if they are now)."""
-        called = self._disposed_or(self._parse_list, states)
-        if called is None:
-            return WhenEvent(True)
-        ticks = self._ticks
-        ready = all(ticks[s] & 1 for s in called)
-        return self._subscribe(_WHEN, called, None, ctx, ready)
+        if self._disposed:
+            return _set_event()
+        return self._subscribe(_WHEN, self._parse_list(states), None, ctx)
 
     def when1(self, state: str, ctx: CtxBase | None = None) -> WhenEvent:
         """Set once `state` is active."""
         tick = self._ticks.get(state) if type(state) is str else None
         if tick is None:  # not a known name: `when` parses and raises
             return self.when((state,) if isinstance(state, str) else state, ctx)
-        return self._subscribe(_WHEN, (state,), None, ctx, bool(tick & 1))
+        if tick & 1 and ctx is None and not self._is_foreign():
+            return _set_event()
+        return self._subscribe(_WHEN, (state,), None, ctx)
 
     def when_not(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
         """Set once none of `states` is active."""
-        called = self._disposed_or(self._parse_list, states)
-        if called is None:
-            return WhenEvent(True)
-        ticks = self._ticks
-        ready = not any(ticks[s] & 1 for s in called)
-        return self._subscribe(_WHEN_NOT, called, None, ctx, ready)
+        if self._disposed:
+            return _set_event()
+        return self._subscribe(_WHEN_NOT, self._parse_list(states), None, ctx)
 
     def when_not1(self, state: str, ctx: CtxBase | None = None) -> WhenEvent:
         """Set once `state` is inactive."""
@@ -820,7 +1299,7 @@ class Machine(CoreMachine):
     ) -> WhenEvent:
         """Set once each state's tick reaches the matching value of `times`."""
         if self._disposed:
-            return WhenEvent(True)
+            return _set_event()
         names = self._parse_keep_dups(states)
         times = tuple(times)
         if not names or len(names) != len(times):
@@ -831,9 +1310,7 @@ class Machine(CoreMachine):
         for t in times:
             if not isinstance(t, int):
                 raise TypeError(f"times are ints, got {t!r}")
-        ticks = self._ticks
-        ready = all(ticks[s] >= t for s, t in zip(names, times, strict=True))
-        return self._subscribe(_WHEN_TIME, tuple(names), times, ctx, ready)
+        return self._subscribe(_WHEN_TIME, tuple(names), times, ctx)
 
     def when_time1(
         self, state: str, tick: int, ctx: CtxBase | None = None
@@ -842,11 +1319,14 @@ class Machine(CoreMachine):
         return self.when_time((state,), (tick,), ctx)
 
     def when_ticks(self, state: str, n: int, ctx: CtxBase | None = None) -> WhenEvent:
-        """Set once `state` ticked `n` more times from now."""
+        """Set once `state` ticked `n` more times from now (for a call from
+        outside the loop: from when the loop takes the call)."""
         if self._disposed:
-            return WhenEvent(True)
+            return _set_event()
         self._check1(state)
-        return self.when_time1(state, self._ticks[state] + n, ctx)
+        if not isinstance(n, int):
+            raise TypeError(f"n must be an int, got {n!r}")
+        return self._subscribe(_WHEN_TICKS, (state,), n, ctx)
 
     def when_args(
         self, state: str, args: Mapping[str, Any], ctx: CtxBase | None = None
@@ -854,11 +1334,11 @@ class Machine(CoreMachine):
         """Set when `state` activates in a transition whose args contain
         every key of `args` with an equal value ({} matches any)."""
         if self._disposed:
-            return WhenEvent(True)
+            return _set_event()
         self._check1(state)
         if not isinstance(args, Mapping):
             raise TypeError(f"args must be a dict, got {type(args).__name__}")
-        return self._subscribe(_WHEN_ARGS, (state,), dict(args), ctx, False)
+        return self._subscribe(_WHEN_ARGS, (state,), dict(args), ctx)
 
     def when_query(
         self, fn: Callable[[Clock], object], ctx: CtxBase | None = None
@@ -866,36 +1346,32 @@ class Machine(CoreMachine):
         """Set when `fn(clock)` is truthy after a later transition."""
         if not callable(fn):
             raise TypeError(f"when_query takes a callable, got {type(fn).__name__}")
-        return self._subscribe(_WHEN_QUERY, (), fn, ctx, False)
+        return self._subscribe(_WHEN_QUERY, (), fn, ctx)
 
     def when_queue(self, tick: int) -> WhenEvent:
         """Set once the mutation with queue tick `tick` was processed."""
         if not isinstance(tick, int):
             raise TypeError(f"tick must be an int, got {type(tick).__name__}")
-        return self._subscribe(_QUEUE, (), tick, None, self._p >= tick)
+        return self._subscribe(_QUEUE, (), tick, None)
 
     def when_queue_ends(self) -> WhenEvent:
         """Set once the machine is not processing its queue."""
-        return self._subscribe(_QUEUE_END, (), None, None, not self._processing)
+        return self._subscribe(_QUEUE_END, (), None, None)
 
     def when_disposed(self) -> WhenEvent:
         """Set once the machine is disposed."""
-        return self._subscribe(_DISPOSED, (), None, None, self._disposed)
+        return self._subscribe(_DISPOSED, (), None, None)
 
-    def _disposed_or(
-        self, parse: Callable[[Iterable[str]], tuple[str, ...]], states: Iterable[str]
-    ) -> tuple[str, ...] | None:
-        if self._disposed:
-            return None
-        return parse(states)
 
-    def new_state_ctx(self, state: str) -> StateCtx:
-        """A context bound to `state`'s current tick (semantics §2.3)."""
-        if self._is_foreign():
-            return self._in_loop(self.new_state_ctx, state)
-        ctx = super().new_state_ctx(state)
-        assert isinstance(ctx, StateCtx)
-        return ctx
+def _sub_key(kind: int, states: tuple[str, ...], values: Any, ctx: Any) -> Any:
+    """The identity of a subscription (equal requests share one event)."""
+    try:
+        names: Any = states if kind == _WHEN_TIME else frozenset(states)
+        key = (kind, names, _freeze(values), id(ctx))
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _freeze(values: Any) -> Any:
@@ -909,11 +1385,11 @@ def _args_match(wanted: Mapping[str, Any], args: Mapping[str, Any]) -> bool:
 
 
 def _describe(sub: _Sub) -> str:
-    text = " ".join(sub._states)
-    if sub._kind == _WHEN_TIME:
-        text += " [" + " ".join(str(t) for t in sub._values) + "]"
-    elif sub._kind == _WHEN_ARGS:
-        text += " (" + " ".join(sorted(sub._values)) + ")"
-    elif sub._kind == _QUEUE:
-        text = str(sub._values)
+    text = " ".join(sub.states)
+    if sub.kind == _WHEN_TIME:
+        text += " [" + " ".join(str(t) for t in sub.values) + "]"
+    elif sub.kind == _WHEN_ARGS:
+        text += " (" + " ".join(sorted(sub.values)) + ")"
+    elif sub.kind == _QUEUE:
+        text = str(sub.values)
     return text

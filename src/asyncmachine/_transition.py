@@ -9,7 +9,7 @@ from ._types import Clock, MutationType
 
 if TYPE_CHECKING:
     from ._resolve import Plan
-    from ._runtime import Machine
+    from ._runtime import Machine, StateCtx
 
 __all__ = ["Event", "Mutation", "Transition"]
 
@@ -143,15 +143,44 @@ class Transition:
 class Event:
     """What a handler receives: its own name, the machine and the transition."""
 
-    __slots__ = ("machine", "name", "transition")
+    __slots__ = ("_ctx", "_state", "_tick", "machine", "name", "transition")
 
-    def __init__(self, name: str, machine: Machine, transition: Transition) -> None:
+    def __init__(
+        self,
+        name: str,
+        machine: Machine,
+        transition: Transition,
+        state: str = "",
+        tick: int = 0,
+    ) -> None:
         self.name = name
         """The handler's name, e.g. `FooEnter`."""
         self.machine = machine
         """The machine that called the handler."""
         self.transition = transition
         """The transition the handler runs in."""
+        # final handlers of a state: the state and the tick it got
+        self._state = state
+        self._tick = tick
+        self._ctx: StateCtx | None = None
+
+    @property
+    def ctx(self) -> StateCtx | None:
+        """The state context of a final handler's state (`FooState`: Foo's
+        new active tick; `FooEnd`: its new inactive tick), for sync and async
+        handlers alike; None for negotiation handlers and `AnyState`.
+
+        Read after the state's tick moved on, it is an expired context.
+        """
+        ctx = self._ctx
+        if ctx is None and self._state:
+            mach = self.machine
+            if mach.tick(self._state) == self._tick and not mach.disposed:
+                ctx = mach.new_state_ctx(self._state)
+            else:
+                ctx = mach._ctx_class(mach, self._state, self._tick, True)
+            self._ctx = ctx
+        return ctx
 
     @property
     def machine_id(self) -> str:

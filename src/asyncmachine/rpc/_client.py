@@ -60,7 +60,7 @@ class _Call(am.WhenEvent):
     def resolve(self, result: am.Result | BaseException) -> None:
         if self.result is None:
             self.result = result
-            self._set()
+            self.set()
 
 
 @final
@@ -326,7 +326,7 @@ class NetMachine:
             raise TypeError(f"tick must be an int, got {tick!r}")
         event = am.WhenEvent()
         if self._queue_tick >= tick or self._mirror.disposed:
-            event._set()
+            event.set()
         else:
             self._queue_waiters.append((tick, event))
         return event
@@ -359,7 +359,7 @@ class NetMachine:
         ready = [e for t, e in self._queue_waiters if t <= queue_tick]
         self._queue_waiters = [(t, e) for t, e in self._queue_waiters if t > queue_tick]
         for event in ready:
-            event._set()
+            event.set()
 
     def _dispose(self) -> None:
         self._mirror.dispose()
@@ -749,7 +749,7 @@ class Client:
             wake = self._timer_wake
             if wake is not None:
                 self._timer_wake = None
-                wake._set()
+                wake.set()
         try:
             try:
                 await self._send(frame)

@@ -118,7 +118,7 @@ class _Peer:
         wake = self.wake
         if wake is not None and not self.sending:
             self.wake = None
-            wake._set()
+            wake.set()
 
 
 class _SourceTracer(am.Tracer):
