@@ -533,6 +533,16 @@ class CoreMachine:
         """Dry-run a remove: relations and negotiation only, nothing changes."""
         return self._check(_REMOVE, self._parse(states), args)
 
+    def can_add1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        """Dry-run adding one state."""
+        self._check1(state)
+        return self._check(_ADD, (state,), args)
+
+    def can_remove1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        """Dry-run removing one state."""
+        self._check1(state)
+        return self._check(_REMOVE, (state,), args)
+
     def add_err(self, exc: BaseException, args: dict[str, Any] | None = None) -> Result:
         """Record `exc` as the machine's error and activate `Exception`."""
         return self.add_err_state(EXCEPTION, exc, args)

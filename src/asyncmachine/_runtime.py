@@ -49,6 +49,8 @@ _CANCELED: Final = Result.CANCELED
 _get_ident = threading.get_ident
 _checkpoint = anyio.lowlevel.checkpoint
 
+# calls from outside run per loop turn, at most (then other tasks run)
+_INBOX_CHUNK = 256
 # guards the remote (other thread / other loop) waiters of when-events
 _remote_lock = threading.Lock()
 
@@ -595,7 +597,9 @@ class Machine(CoreMachine):
 
             self._inbox_waker = wake
             while True:
-                self._run_inbox()
+                if self._run_inbox():
+                    await _checkpoint()  # more came meanwhile: others first
+                    continue
                 parked[0] = True
                 await trio_ll.wait_task_rescheduled(abort)
         else:
@@ -609,29 +613,39 @@ class Machine(CoreMachine):
 
             self._inbox_waker = wake_fut
             while True:
-                self._run_inbox()
+                if self._run_inbox():
+                    await _checkpoint()  # more came meanwhile: others first
+                    continue
                 fut = box[0] = loop.create_future()
                 await fut
 
-    def _run_inbox(self) -> None:
+    def _run_inbox(self) -> bool:
+        """Run the calls waiting now (a chunk of them: threads that outpace
+        the loop must not starve its other tasks); True if more are waiting
+        (the inbox stays armed), False once it is empty (disarmed)."""
         inbox = self._inbox
         lock = self._inbox_lock
-        while True:
-            with lock:
-                if not inbox:
-                    self._inbox_armed = False
-                    return
+        with lock:
+            if len(inbox) <= _INBOX_CHUNK:
                 batch = list(inbox)
                 inbox.clear()
-            for i, (fn, args, _) in enumerate(batch):
-                try:
-                    fn(*args)
-                except BaseException:
-                    # the error ends the machine's task group; what is left
-                    # of the batch is abandoned with the rest of the inbox
-                    with lock:
-                        inbox.extendleft(reversed(batch[i + 1 :]))
-                    raise
+            else:
+                pop = inbox.popleft
+                batch = [pop() for _ in range(_INBOX_CHUNK)]
+        for i, (fn, args, _) in enumerate(batch):
+            try:
+                fn(*args)
+            except BaseException:
+                # the error ends the machine's task group; what is left
+                # of the batch is abandoned with the rest of the inbox
+                with lock:
+                    inbox.extendleft(reversed(batch[i + 1 :]))
+                raise
+        with lock:
+            if inbox:
+                return True
+            self._inbox_armed = False
+            return False
 
     def _close_inbox(self) -> None:
         """Stop taking calls; abandon the waiting ones (blocked callers
