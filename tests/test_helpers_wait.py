@@ -52,7 +52,7 @@ async def test_wait_for_all_waits_for_every_event() -> None:
             m.add1("B")
         assert done == [True]
         # the subscriptions are gone
-        assert m._subs == {}
+        assert m.pending_waits == 0
 
 
 async def test_wait_for_all_accepts_anyio_events() -> None:
@@ -88,14 +88,14 @@ async def test_wait_for_all_ctx_expiry_returns_false() -> None:
         assert await amhelp.wait_for_all(m.when1("A"), ctx=ctx) is False
         m.add1("A")
         assert await amhelp.wait_for_all(m.when1("A"), ctx=ctx) is True
-        assert m._subs == {}
+        assert m.pending_waits == 0
 
 
 async def test_wait_for_all_deadline_by_fail_after() -> None:
     async with mach() as m:
         with pytest.raises(TimeoutError), anyio.fail_after(0.01):
             await amhelp.wait_for_all(m.when1("A"))
-        assert m._subs == {}
+        assert m.pending_waits == 0
 
 
 def test_wait_for_all_timeout_on_mock_clock() -> None:
@@ -134,7 +134,7 @@ async def test_wait_for_any_first_event_wins() -> None:
         assert out == [True]
         assert not m.is1("A")
         # the other waiter's subscription was dropped
-        assert m._subs == {}
+        assert m.pending_waits == 0
 
 
 async def test_wait_for_any_already_set_and_ctx() -> None:

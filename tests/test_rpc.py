@@ -641,3 +641,26 @@ def test_apply_remote_ticks() -> None:
     assert isinstance(m.err, RuntimeError) and m.tick("B") == 3
     m.dispose()
     assert m._apply_remote_ticks([(0, 9)]) == ()
+
+
+async def test_client_enter_failing_midway_leaves_nothing_entered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step of `Client.__aenter__` that fails after the client's machine
+    was entered exits the machine again."""
+    client = rpc.Client("127.0.0.1", 1, SCHEMA)
+    real = anyio.create_task_group
+    calls = [0]
+
+    def failing_second() -> anyio.abc.TaskGroup:
+        calls[0] += 1
+        if calls[0] == 2:  # the machine's own is the first
+            raise RuntimeError("no task group today")
+        return real()
+
+    monkeypatch.setattr(anyio, "create_task_group", failing_second)
+    with pytest.raises(RuntimeError, match="no task group today"):
+        await client.__aenter__()
+    monkeypatch.undo()
+    assert not client.mach.running
+    assert client.mach.disposed

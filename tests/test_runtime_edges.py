@@ -279,9 +279,9 @@ def test_guest_mode_host_tasks_call_through_the_inbox() -> None:
         m = abcd()
         box["m"] = m
         async with m:
-            box["end"] = end = anyio.Event()
             ready.set()
-            await end.wait()
+            await m.when1("D")  # the host says when
+            m.remove1("D")
             box["final"] = str(m)
         return box
 
@@ -297,7 +297,7 @@ def test_guest_mode_host_tasks_call_through_the_inbox() -> None:
             m.eval(lambda: None)
         assert m.remove1("A") is am.Result.QUEUED
         await m.when_not1("A")
-        m._submit(box["end"].set)
+        m.add1("D")
 
     out = _run_guest(main, host_side)
     assert out["final"] == "()"
@@ -625,6 +625,39 @@ async def test_eval_from_a_thread_returns_false_when_the_machine_stops() -> None
         m.add1("A")
     th.join(TIMEOUT)
     assert out == [False]
+
+
+async def test_a_flooding_thread_waits_for_the_loop_to_catch_up() -> None:
+    """Backpressure: the inbox holds at most 10,000 calls; a thread that far
+    ahead waits (nothing is dropped, memory stays bounded)."""
+    n = 15_000
+    count = [0]
+    release = threading.Event()
+
+    def flood(m: am.Machine) -> None:
+        for _ in range(n):
+            m.add1("M")
+            count[0] += 1
+
+    class H:
+        def AState(self, e: am.Event) -> None:
+            t = threading.Thread(target=flood, args=(e.machine,))
+            t.start()
+            t.join(0.5)  # the loop is busy in this handler: the thread waits
+            assert t.is_alive()
+            assert count[0] == 10_000
+            release.set()
+            e.machine.fork(None, _join_later, t)
+
+    async def _join_later(t: threading.Thread) -> None:
+        await anyio.to_thread.run_sync(t.join)
+
+    m = am.Machine({"A": am.State(), "M": am.State(multi=True)}, handlers=H())
+    async with m:
+        m.add1("A")
+        assert release.is_set()
+        await m.when_time1("M", 1 + 2 * (n - 1))
+        assert count[0] == n
 
 
 # ---------------------------------------------------------------------------

@@ -28,14 +28,7 @@ def no_rels(initial: list[str] | None = None, **kw: Any) -> am.Machine:
 
 
 def all_subs_gone(m: am.Machine) -> bool:
-    return not (
-        m._pending_subs()
-        or m._sub_keys
-        or m._args_subs
-        or m._query_subs
-        or m._queue_subs
-        or m._queue_end_subs
-    )
+    return m.pending_waits == 0
 
 
 class Boom(Exception):

@@ -169,7 +169,7 @@ async def test_when_events_follow_the_model(
                 for model in events:
                     assert model.ev.is_set() == model.set, (op, model.states)
                 pending = {id(m.ev) for m in events if m.subscribed and not m.set}
-                assert len(mach._pending_subs()) == len(pending), op
+                assert mach.pending_waits == len(pending), op
                 for i, _, done in parked:
                     if done:
                         assert events[i].set
@@ -177,4 +177,4 @@ async def test_when_events_follow_the_model(
             for _, scope, _ in parked:
                 scope.cancel()
         assert mach.disposed
-        assert mach._pending_subs() == []
+        assert mach.pending_waits == 0

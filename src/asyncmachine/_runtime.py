@@ -51,6 +51,9 @@ _checkpoint = anyio.lowlevel.checkpoint
 
 # calls from outside run per loop turn, at most (then other tasks run)
 _INBOX_CHUNK = 256
+# calls from outside that may wait in the inbox: a thread that gets this far
+# ahead of the loop waits for it to catch up, so a flood can't eat memory
+_INBOX_MAX = 10_000
 # guards the remote (other thread / other loop) waiters of when-events
 _remote_lock = threading.Lock()
 
@@ -434,6 +437,8 @@ class Machine(CoreMachine):
         "_inbox",
         "_inbox_armed",
         "_inbox_closed",
+        "_inbox_cond",
+        "_inbox_full",
         "_inbox_lock",
         "_inbox_waker",
         "_last_gate",
@@ -458,6 +463,8 @@ class Machine(CoreMachine):
             tuple[Callable[..., object], tuple[Any, ...], Callable[[], object] | None]
         ] = collections.deque()
         self._inbox_lock = threading.Lock()
+        self._inbox_cond = threading.Condition(self._inbox_lock)
+        self._inbox_full = 0  # threads waiting for room in the inbox
         self._inbox_armed = False
         self._inbox_closed = True
         self._inbox_waker: Callable[[], None] = _noop
@@ -566,10 +573,18 @@ class Machine(CoreMachine):
 
         False (and nothing queued) when the machine no longer runs.
         """
-        with self._inbox_lock:
+        with self._inbox_cond:
+            inbox = self._inbox
+            while len(inbox) >= _INBOX_MAX and not self._inbox_closed:
+                binding = self._binding
+                if binding is None or binding.thread == _get_ident():
+                    break  # the loop's own thread (a guest's host) can't wait
+                self._inbox_full += 1
+                self._inbox_cond.wait()
+                self._inbox_full -= 1
             if self._inbox_closed:
                 return False
-            self._inbox.append((fn, args, abandon))
+            inbox.append((fn, args, abandon))
             if self._inbox_armed:
                 return True
             self._inbox_armed = True
@@ -632,6 +647,8 @@ class Machine(CoreMachine):
             else:
                 pop = inbox.popleft
                 batch = [pop() for _ in range(_INBOX_CHUNK)]
+            if self._inbox_full:
+                self._inbox_cond.notify_all()
         for i, (fn, args, _) in enumerate(batch):
             try:
                 fn(*args)
@@ -654,6 +671,7 @@ class Machine(CoreMachine):
             self._inbox_closed = True
             left = list(self._inbox)
             self._inbox.clear()
+            self._inbox_cond.notify_all()
         for _, _, abandon in left:
             if abandon is not None:
                 abandon()
@@ -857,6 +875,12 @@ class Machine(CoreMachine):
             self._fire(sub, log=False)
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
+
+    @property
+    def pending_waits(self) -> int:
+        """How many when-subscriptions the machine holds now (waits that
+        fire on a later transition; for leak checks and debugging)."""
+        return len({id(s) for s in (*self._pending_subs(), *self._sub_keys.values())})
 
     def _pending_subs(self) -> list[_Sub]:
         """Every subscription the machine holds, each once."""

@@ -133,7 +133,7 @@ async def _mutate_sync(
     for name in states:
         if not mach.has1(name):
             raise StateNameError(name, mach.id)
-    if not isinstance(mach, Machine) or not mach._is_foreign():
+    if not isinstance(mach, Machine) or mach.runs_inline():
         # the loop's own thread (or no loop): a mutation made outside a
         # handler runs inline, so its result is already the real one
         return _do(mach, mtype, states, own)

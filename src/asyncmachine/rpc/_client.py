@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -455,12 +456,14 @@ class Client:
     # ------------------------------------------------------------ running
 
     async def __aenter__(self) -> Client:
-        await self.mach.__aenter__()
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
+        # entered in steps; a failing step leaves nothing entered
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.mach)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            self.mach.add1(_CS.Start)
+            tg.start_soon(self._run)
+            stack.pop_all()
         self._tg = tg
-        self.mach.add1(_CS.Start)
-        tg.start_soon(self._run)
         return self
 
     async def __aexit__(
