@@ -61,7 +61,7 @@ class Plan:
     to_set: tuple[str, ...]
 
     def __init__(self) -> None:
-        self.handlers_gen = -1
+        self.handlers_gen: int = -1
         self.handlers: Any = None
         self.auto_candidates: Any = None
 

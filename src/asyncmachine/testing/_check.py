@@ -122,7 +122,7 @@ class InvariantChecker(Tracer):
     def __init__(self) -> None:
         self.violations: list[str] = []
         """One line per problem found, in the order found."""
-        self.transitions = 0
+        self.transitions: int = 0
         """How many accepted transitions were checked."""
         self._pairs: dict[int, list[tuple[str, str]]] = {}
 

@@ -16,11 +16,11 @@ from typing import Any
 
 try:
     from hypothesis import strategies as st
-except ImportError as exc:  # pragma: no cover - depends on the environment
+except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "asyncmachine.testing.strategies needs hypothesis: "
         "pip install 'asyncmachine[testing]'"
-    ) from exc
+    ) from _exc
 
 from .._types import EXCEPTION, State
 from ._check import MUTATION_KINDS, MutationStep
