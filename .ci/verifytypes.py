@@ -19,6 +19,9 @@ import tempfile
 from pathlib import Path
 
 
+FLAGS = ["--ignoreexternal", "--outputjson"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min", type=float, default=95.0, help="percent")
@@ -36,8 +39,7 @@ def main() -> int:
     # run outside the checkout, so pyright cannot pick up ./src by accident
     with tempfile.TemporaryDirectory() as cwd:
         proc = subprocess.run(
-            [opts.pyright, "--verifytypes", "asyncmachine", "--ignoreexternal"]
-            + ["--outputjson"],
+            [opts.pyright, "--verifytypes", "asyncmachine", *FLAGS],
             cwd=cwd,
             env=env,
             capture_output=True,

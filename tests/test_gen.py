@@ -345,9 +345,9 @@ def test_version_and_module_entry(capsys: pytest.CaptureFixture[str]) -> None:
     # `python -m asyncmachine.gen` in a child process: in-process runpy needs
     # the module loader's get_code, which pytest's assertion rewriter lacks
     # once it owns the installed (non-editable) package's modules
+    args = ["states-file", "-n", "M", "A", "-o", "-"]
     proc = subprocess.run(
-        [sys.executable, "-m", "asyncmachine.gen"]
-        + ["states-file", "-n", "M", "A", "-o", "-"],
+        [sys.executable, "-m", "asyncmachine.gen", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,4 +1,4 @@
-"""The synchronous part of state contexts (semantics §2.3).
+"""The synchronous part of state contexts (docs/design/semantics.md §2.3).
 
 The anyio part (cancel scopes, waiting) is `asyncmachine.StateCtx` in the
 runtime layer; the core only creates, expires and forgets contexts.

@@ -90,7 +90,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 class StateCtx(CtxBase):
-    """A state context: bound to one tick of one state (semantics §2.3).
+    """A state context: bound to one tick of one state (docs/design/semantics.md §2.3).
 
     `ctx.expired` turns true when the state's tick changes. `with ctx:`
     runs a block in a fresh anyio `CancelScope` that is cancelled when the
@@ -890,7 +890,7 @@ class Machine(CoreMachine):
         return parse(states)
 
     def new_state_ctx(self, state: str) -> StateCtx:
-        """A context bound to `state`'s current tick (semantics §2.3)."""
+        """A context bound to `state`'s current tick (docs/design/semantics.md §2.3)."""
         if self._is_foreign():
             return self._in_loop(self.new_state_ctx, state)
         ctx = super().new_state_ctx(state)

@@ -1,4 +1,4 @@
-"""Mutations, transitions and the events handlers receive (semantics §3, §5.5)."""
+"""Mutations, transitions and the events handlers receive (docs/design/semantics.md §3, §5.5)."""
 
 from __future__ import annotations
 
