@@ -193,3 +193,22 @@ def test_cli_module_with_no_single_schema(
     assert "several schemas (A_SCHEMA, B_SCHEMA)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         vis.main([str(path), "-f", "dot", "--markdown"])
+
+
+def test_docs_diagrams_of_the_examples_are_up_to_date(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "diagrams.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- am-vis (\S+) -->\n(```mermaid\n.*?```\n)", text, re.S)
+    assert len(blocks) >= 6
+    for target, block in blocks:
+        path, _, attr = target.partition(":")
+        assert vis.main([str(root / path) + ":" + attr, "--markdown"]) == 0
+        fresh = capsys.readouterr().out
+        assert block == fresh, (
+            f"docs/diagrams.md is stale for {target}: "
+            f"paste the output of `am-vis {target} --markdown`"
+        )
