@@ -29,6 +29,7 @@ DOCS = [
     "docs/typed.md",
     "docs/rpc.md",
     "docs/diagrams.md",
+    "docs/migrating.md",
 ]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
