@@ -45,9 +45,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package; pyright's type completeness >= 95%."""
     _install(session)
     session.run("mypy", "--strict", "src")
+    session.run("python", ".ci/verifytypes.py")
 
 
 @nox.session
@@ -81,7 +82,28 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Run every example script."""
+    """Run every example script, on asyncio and on trio."""
     _install(session)
     for path in sorted(Path("examples").glob("*.py")):
-        session.run("python", str(path))
+        for backend in ("asyncio", "trio"):
+            session.run("python", str(path), "--backend", backend)
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """Build the sdist and wheel; run the tests against the installed wheel."""
+    session.install("build")
+    dist = session.create_tmp() + "/dist"
+    session.run("python", "-m", "build", "--outdir", dist, ".")
+    (wheel_path,) = Path(dist).glob("asyncmachine-*.whl")
+    session.install(f"{wheel_path}[dev]")
+    # run from outside the checkout, against a copy of the tests, so that
+    # nothing imports src/
+    tmp = Path(session.create_tmp()) / "suite"
+    session.run("rm", "-rf", str(tmp), external=True)
+    session.run("mkdir", "-p", str(tmp), external=True)
+    for item in ("tests", "docs", "examples", "typing_tests", "README.md"):
+        session.run("cp", "-r", item, str(tmp), external=True)
+    session.run("cp", "pyproject.toml", "mkdocs.yml", str(tmp), external=True)
+    session.chdir(str(tmp))
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")

@@ -71,3 +71,15 @@ def test_readme_opens_with_the_install_line_and_has_no_relative_links() -> None:
     assert targets
     relative = [t for t in targets if not t.startswith("https://")]
     assert not relative, f"relative links break on an index page: {relative}"
+
+
+def test_every_example_is_listed_and_takes_a_backend() -> None:
+    scripts = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
+    assert len(scripts) >= 8
+    for doc in ("examples/README.md", "docs/examples.md"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        listed = re.findall(r"^\| `(\w+\.py)` \|", text, re.M)
+        assert sorted(listed) == scripts, doc
+    for name in scripts:
+        source = (ROOT / "examples" / name).read_text(encoding="utf-8")
+        assert '"--backend"' in source and "--backend" in source.split('"""')[1], name
