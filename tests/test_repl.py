@@ -136,3 +136,21 @@ async def test_am_repl_end_to_end_with_the_secret_from_env(tmp_path: Path) -> No
         assert "executed (A:1)" in out
         assert source.is1("A")
         assert "visible" not in proc.stderr.decode()  # no --secret warning
+
+
+def test_entry_point_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asyncmachine import _repl_main
+
+    with pytest.raises(SystemExit) as exc:
+        _repl_main.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--secret-file" in out and _repl.SECRET_ENV in out
+    # the module that needs the extra cannot be imported: one line, status 2
+    monkeypatch.setitem(sys.modules, "asyncmachine.rpc._repl", None)
+    assert _repl_main.main(["127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("am-repl: error: ") and err.count("\n") == 1
+    assert "pip install 'asyncmachine[rpc]'" in err
