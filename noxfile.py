@@ -8,6 +8,9 @@ newer).
 
 from __future__ import annotations
 
+import shutil
+import tarfile
+import tempfile
 from pathlib import Path
 
 import nox
@@ -16,6 +19,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"  # `nox -N` recreates the environments
 nox.options.sessions = ["tests", "lint", "types", "docs"]
 
+ROOT = Path(__file__).resolve().parent
 LINTED = ["src", "tests", "examples", "benchmarks", "typing_tests", "noxfile.py"]
 COVERAGE = [
     "--cov=asyncmachine",
@@ -91,19 +95,22 @@ def examples(session: nox.Session) -> None:
 
 @nox.session
 def wheel(session: nox.Session) -> None:
-    """Build the sdist and wheel; run the tests against the installed wheel."""
+    """Build the sdist and wheel; run the tests against the installed wheel.
+
+    The tests run in a temporary directory outside the checkout, from the
+    unpacked sdist without its src/, so nothing can import the checkout.
+    """
     session.install("build")
-    dist = session.create_tmp() + "/dist"
-    session.run("python", "-m", "build", "--outdir", dist, ".")
-    (wheel_path,) = Path(dist).glob("asyncmachine-*.whl")
-    session.install(f"{wheel_path}[dev]")
-    # run from outside the checkout, against a copy of the tests, so that
-    # nothing imports src/
-    tmp = Path(session.create_tmp()) / "suite"
-    session.run("rm", "-rf", str(tmp), external=True)
-    session.run("mkdir", "-p", str(tmp), external=True)
-    for item in ("tests", "docs", "examples", "typing_tests", "README.md"):
-        session.run("cp", "-r", item, str(tmp), external=True)
-    session.run("cp", "pyproject.toml", "mkdocs.yml", str(tmp), external=True)
-    session.chdir(str(tmp))
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    with tempfile.TemporaryDirectory(prefix="am-wheel-") as tmp:
+        dist = Path(tmp) / "dist"
+        session.run("python", "-m", "build", "--outdir", str(dist), ".")
+        (wheel_path,) = dist.glob("asyncmachine-*.whl")
+        (sdist_path,) = dist.glob("asyncmachine-*.tar.gz")
+        session.install(f"{wheel_path}[dev]")
+        with tarfile.open(sdist_path) as tar:
+            tar.extractall(tmp, filter="data")
+        suite = Path(tmp) / sdist_path.name.removesuffix(".tar.gz")
+        shutil.rmtree(suite / "src")
+        session.chdir(str(suite))
+        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+        session.run("python", str(ROOT / ".ci" / "verifytypes.py"))
