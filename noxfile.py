@@ -8,6 +8,9 @@ newer).
 
 from __future__ import annotations
 
+import shutil
+import tarfile
+import tempfile
 from pathlib import Path
 
 import nox
@@ -16,6 +19,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"  # `nox -N` recreates the environments
 nox.options.sessions = ["tests", "lint", "types", "docs"]
 
+ROOT = Path(__file__).resolve().parent
 LINTED = ["src", "tests", "examples", "benchmarks", "typing_tests", "noxfile.py"]
 COVERAGE = [
     "--cov=asyncmachine",
@@ -45,9 +49,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package; pyright's type completeness >= 95%."""
     _install(session)
     session.run("mypy", "--strict", "src")
+    session.run("python", ".ci/verifytypes.py")
 
 
 @nox.session
@@ -81,7 +86,31 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Run every example script."""
+    """Run every example script, on asyncio and on trio."""
     _install(session)
     for path in sorted(Path("examples").glob("*.py")):
-        session.run("python", str(path))
+        for backend in ("asyncio", "trio"):
+            session.run("python", str(path), "--backend", backend)
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """Build the sdist and wheel; run the tests against the installed wheel.
+
+    The tests run in a temporary directory outside the checkout, from the
+    unpacked sdist without its src/, so nothing can import the checkout.
+    """
+    session.install("build")
+    with tempfile.TemporaryDirectory(prefix="am-wheel-") as tmp:
+        dist = Path(tmp) / "dist"
+        session.run("python", "-m", "build", "--outdir", str(dist), ".")
+        (wheel_path,) = dist.glob("asyncmachine-*.whl")
+        (sdist_path,) = dist.glob("asyncmachine-*.tar.gz")
+        session.install(f"{wheel_path}[dev]")
+        with tarfile.open(sdist_path) as tar:
+            tar.extractall(tmp, filter="data")
+        suite = Path(tmp) / sdist_path.name.removesuffix(".tar.gz")
+        shutil.rmtree(suite / "src")
+        session.chdir(str(suite))
+        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+        session.run("python", str(ROOT / ".ci" / "verifytypes.py"))

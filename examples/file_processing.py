@@ -9,10 +9,12 @@ The machine runs as an anyio task group (``async with``). Each activity is
 an async final handler, which the machine runs as a task bound to its
 state's context: it is cancelled if the state ends first.
 
-Run it with ``python examples/file_processing.py``.
+Run it with ``python examples/file_processing.py [--backend asyncio|trio|all]``.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import anyio
 
@@ -108,6 +110,14 @@ async def main(backend: str) -> None:
             print(f"[{backend:7}] done: {mach.string_all()}")
 
 
+def backends() -> list[str]:
+    """The backends chosen with --backend (both by default)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["asyncio", "trio", "all"], default="all")
+    chosen = parser.parse_args().backend
+    return ["asyncio", "trio"] if chosen == "all" else [chosen]
+
+
 if __name__ == "__main__":
-    for backend in ("asyncio", "trio"):
+    for backend in backends():
         anyio.run(main, backend, backend=backend)

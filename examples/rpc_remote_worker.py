@@ -1,8 +1,13 @@
 """aRPC in one process: a worker machine served over loopback TCP and a
 client that drives it remotely, waits on its pushed clock and receives a
-payload. Exits 0 when everything happened as expected."""
+payload. Exits 0 when everything happened as expected.
+
+Run it with ``python examples/rpc_remote_worker.py [--backend asyncio|trio|all]``.
+"""
 
 from __future__ import annotations
+
+import argparse
 
 import anyio
 import anyio.lowlevel
@@ -45,7 +50,8 @@ class Consumer:
         self.results.append(e.args["payload"].data)
 
 
-async def main() -> None:
+async def main(backend: str) -> None:
+    """Serve a worker, drive it from a client, check the payloads."""
     results = Consumer()
     async with am.Machine(SCHEMA, id="worker", handlers=Worker()) as worker:
         worker.add1("Idle")
@@ -58,7 +64,7 @@ async def main() -> None:
         ):
             net = client.net_mach
             await net.when_connected()
-            print("connected:", net)
+            print(f"[{backend}] connected:", net)
             for n in (3, 4):
                 got = consumer.when_ticks(rpc.ConsumerStates.ServerPayload, 1)
                 done = net.when_ticks("Done", 1 if n == 3 else 2)
@@ -72,5 +78,14 @@ async def main() -> None:
             assert results.results == [{"n": 3, "square": 9}, {"n": 4, "square": 16}]
 
 
+def backends() -> list[str]:
+    """The backends chosen with --backend (both by default)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["asyncio", "trio", "all"], default="all")
+    chosen = parser.parse_args().backend
+    return ["asyncio", "trio"] if chosen == "all" else [chosen]
+
+
 if __name__ == "__main__":
-    anyio.run(main)
+    for backend in backends():
+        anyio.run(main, backend, backend=backend)

@@ -1,4 +1,4 @@
-"""Shared helpers for the spec-rule tests (`tests/test_semantics_*.py`).
+"""Shared helpers for the semantics tests (`tests/test_semantics_*.py`).
 
 - `recorder(...)` builds a handler object that records every handler call
   (by method name, in call order) and can be told to return `False`, raise,

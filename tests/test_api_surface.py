@@ -1,4 +1,4 @@
-"""The public surface: names of api.md, exports, typed state names, helpers."""
+"""The public surface: the API contract's names, exports, typed state names, helpers."""
 
 from __future__ import annotations
 

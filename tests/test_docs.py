@@ -28,6 +28,8 @@ DOCS = [
     "docs/helpers.md",
     "docs/typed.md",
     "docs/rpc.md",
+    "docs/diagrams.md",
+    "docs/migrating.md",
 ]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)

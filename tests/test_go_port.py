@@ -1,9 +1,9 @@
 """Port of asyncmachine-go `pkg/machine/machine_test.go` (synchronous core).
 
 Each test keeps the Go test's name in snake_case and names it in its
-docstring. Semantics follow `shared/spec/semantics.md`; where it departs from
+docstring. Semantics follow docs/design/semantics.md; where it departs from
 Go, the docstring says so. Schema edits that Go makes after init
-(`m.schema["C"] = State{...}`) are defined up front (semantics §12.11).
+(`m.schema["C"] = State{...}`) are defined up front (docs/design/semantics.md §12.11).
 Handler call order is recorded by `History`, the port of the Go test helper
 of the same name (mach_utils_test.go).
 
@@ -32,7 +32,7 @@ Go tests NOT ported here, and why:
   goroutine, ported with the anyio runtime (the direct half is ported here).
 - TestExportImport: Go-only `Export`/`Import`.
 - TestVerifyStates: Go-only `VerifyStates` (Python state order is the schema
-  order, semantics §1.3).
+  order, docs/design/semantics.md §1.3).
 - TestHandlerDeadline: a Go TODO about Go's handler deadline and restarting
   its goroutine event loop; no Python counterpart.
 - TestNewCommonLessCommon's last assertion: Go's separate state-names list
@@ -175,7 +175,7 @@ class History:
         self._event("BD")
 
     def BAny(self, e: am.Event) -> None:
-        # not a handler name in Python (semantics §5.1): never called
+        # not a handler name in Python (docs/design/semantics.md §5.1): never called
         self._event("BAny")
 
     def BC(self, e: am.Event) -> None:
@@ -678,7 +678,7 @@ def test_nested_mutation() -> None:
 
 
 def test_queue_limit() -> None:
-    """TestQueueLimit (a Go TODO, ported from semantics §7.6 and §8.2.1)."""
+    """TestQueueLimit (a Go TODO, ported from docs/design/semantics.md §7.6 and §8.2.1)."""
     seen: list[Any] = []
 
     class QueueLimitHandlers:
@@ -758,7 +758,7 @@ def test_auto_states() -> None:
 
 
 def test_auto_states_heartbeat() -> None:
-    """TestAutoStatesHeartbeat (a Go TODO, ported from semantics §6.3.1: a
+    """TestAutoStatesHeartbeat (a Go TODO, ported from docs/design/semantics.md §6.3.1: a
     health ping schedules no auto transition)."""
     m = am.Machine(
         {
@@ -864,7 +864,7 @@ def test_partial_auto() -> None:
 
 
 def test_any_enter_handler() -> None:
-    """TestAnyEnterHandler (a Go TODO, ported from semantics §5.2/§6.1: AnyEnter
+    """TestAnyEnterHandler (a Go TODO, ported from docs/design/semantics.md §5.2/§6.1: AnyEnter
     runs last among negotiation handlers and can cancel)."""
     order: list[str] = []
 
@@ -1032,7 +1032,7 @@ def test_self_handlers_order() -> None:
 
 def test_double_handlers() -> None:
     """TestDoubleHandlers (a Go TODO "bind 2 handlers and check for dups",
-    ported from semantics §5.1)."""
+    ported from docs/design/semantics.md §5.1)."""
     m = new_no_rels(["A"])
     h1 = track_transitions(m)
     h2 = track_transitions(m)
@@ -1739,7 +1739,7 @@ def test_bind_tracer() -> None:
 
 
 def test_submachines() -> None:
-    """TestSubmachines (a Go TODO, ported from api.md/api-decisions: parent id,
+    """TestSubmachines (a Go TODO, ported from docs/dev/api-decisions.md: parent id,
     inheritable tracers copied, `new_submachine` hook)."""
     inherit = RecordingTracer(inheritable=True)
     local = RecordingTracer()

@@ -114,7 +114,7 @@ def test_example_new_common() -> None:
     assert mach.log_level == am.LogLevel.OPS
     assert mach.add(["Foo", "Bar"]) is am.Result.EXECUTED
     assert mach.active_states == ["Foo", "Bar"]
-    # the target is sorted by `require` (semantics §4.4): Bar first
+    # the target is sorted by `require` (docs/design/semantics.md §4.4): Bar first
     assert any(line.endswith("[state] +Bar +Foo") for line in log.lines)
 
 
@@ -144,7 +144,7 @@ async def test_disposed_no_op_when() -> None:
     test_go_port.py): on a disposed machine every when-method returns an
     event that is already set, and awaiting it returns at once (semantics
     §10.1.6; Go's `WhenTime(s, Time{})` length mismatch is refused by
-    semantics §9.2, so the times match the states here)."""
+    docs/design/semantics.md §9.2, so the times match the states here)."""
     mach = am.Machine({s: am.State() for s in "ABCD"})
     async with mach:
         pass
@@ -321,7 +321,7 @@ def test_all_file_processed() -> None:
     mach.add1("FileProcessed")
     assert mach.active_states == ["FileProcessed"]
     # the last transition is the auto attempt for InProgress, whose
-    # requirement is gone (semantics §6.3.2-4): canceled
+    # requirement is gone (docs/design/semantics.md §6.3.2-4): canceled
     assert last.tx is not None
     assert last.tx.mutation.auto
     assert last.tx.called_states == ["InProgress"]
@@ -437,7 +437,7 @@ def test_dag_dependency_graph_sync() -> None:
     assert mach.add1("Start") is am.Result.EXECUTED
     assert sorted(printed) == ["A ok", "B ok", "C ok", "D ok"]
     assert mach.string_all() == "(A:1 B:1 C:1 D:1 Start:1) [Exception:0]"
-    # one auto transition, its target sorted by `require` (semantics §4.4)
+    # one auto transition, its target sorted by `require` (docs/design/semantics.md §4.4)
     assert log.lines == ["[state] +Start", "[auto_] +D +B +C +A"]
 
 
@@ -777,7 +777,7 @@ async def test_nfa(name: str, text: str, expect: bool) -> None:
     if text == "101010":
         # the Go test's LogChanges output. One difference, kept: Go lists
         # removed states in the order they were activated ("-Start -Input0
-        # -Input0Done -Input1 -Input1Done -Ready"); semantics §11.2 says
+        # -Input0Done -Input1 -Input1Done -Ready"); docs/design/semantics.md §11.2 says
         # "`-` removed states in state order".
         assert log.lines == [
             "[state] +StepX +Start",
@@ -1018,7 +1018,7 @@ async def test_file_processing() -> None:
 
 # ---------------------------------------------------------------------------
 # examples/fan_out_in TestFanOutIn (with Go's x/helpers `FanOutIn` pattern:
-# Python schemas are fixed at init, semantics §12.11, so the task states are
+# Python schemas are fixed at init, docs/design/semantics.md §12.11, so the task states are
 # generated up front)
 
 

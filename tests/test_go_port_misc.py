@@ -1,5 +1,6 @@
 """Port of asyncmachine-go `pkg/machine/mach_misc_test.go` and
-`mach_utils_test.go` (synchronous parts).
+`mach_utils_test.go` (synchronous parts). Section numbers (§) refer to
+docs/design/semantics.md.
 
 Go tests NOT ported here, and why:
 

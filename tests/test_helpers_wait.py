@@ -242,7 +242,7 @@ async def test_wait_for_err_all_disposal_is_not_an_error() -> None:
         tg.start_soon(waiter)
         await anyio.wait_all_tasks_blocked()
         m.dispose()
-    # disposal sets every pending event (semantics §10.1): no error raised
+    # disposal sets every pending event (docs/design/semantics.md §10.1): no error raised
     assert out == [True]
 
 

@@ -1,4 +1,7 @@
-"""`am.lint`: every code on a minimal schema, each claim checked on a machine."""
+"""`am.lint`: every code on a minimal schema, each claim checked on a machine.
+
+Section numbers (§) refer to docs/design/semantics.md.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Property tests of relation semantics on the synchronous core.
 
-What §4.2 guarantees, and what it does not:
+What docs/design/semantics.md §4.2 guarantees, and what it does not:
 
 - After every accepted transition (auto ones included) every active state's
   `require` list is active: step 5 ends with `drop_unmet`, a fixpoint.

@@ -1,4 +1,4 @@
-"""State contexts as cancel scopes (api.md "State contexts", semantics §2.3,
+"""State contexts as cancel scopes (the manual's "State contexts", docs/design/semantics.md §2.3,
 §5.6), and async final handlers bound to them.
 
 Ports of the Go tests `TestStateCtx` and `TestStateCtxBasic`.

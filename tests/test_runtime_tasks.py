@@ -1,6 +1,6 @@
 """Forks, async final handlers' errors, and the `async with` lifecycle
-(api.md "Machine", "Handlers"; semantics §5.6, §8, §10.1; STYLE.md
-"anyio traps we already know").
+(the manual's "Machine" and "Handlers"; docs/design/semantics.md §5.6, §8,
+§10.1; the anyio traps listed in docs/testing.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Threads and eval (api.md "Machine", manual "Threads", semantics §10.4).
+"""Threads and eval (the manual's "Threads",
+docs/design/semantics.md §10.4).
 
 Mutations made from a foreign thread into a running machine go through
 its inbox stream and return `Result.QUEUED`; none may be lost. `eval` from

@@ -1,5 +1,5 @@
-"""Handler timeouts (semantics §8.4, §12.8) and time-based waiting under
-trio's MockClock (STYLE.md: time-based tests run instantly).
+"""Handler timeouts (docs/design/semantics.md §8.4, §12.8) and time-based waiting under
+trio's MockClock (time-based tests run instantly).
 
 A sync handler that runs longer than `handler_timeout` is handled like a
 raise and reported through `Exception` with `am.HandlerTimeoutError`;

@@ -1,4 +1,5 @@
-"""When-methods of the anyio runtime (semantics §9, api.md "Waiting").
+"""When-methods of the anyio runtime (docs/design/semantics.md §9,
+the manual's "Waiting").
 
 Covers every row of the §9.2 table, the §9 examples, the common rules of
 §9.1 (identical subscriptions, unknown names, ctx expiry, disposal), the

@@ -9,7 +9,8 @@ must be set and how many subscriptions the machine may still hold:
   first transition after which it holds, while it has a subscription;
 - a subscription is dropped when its last waiter is cancelled; waiting
   again subscribes again, or sets the event at once if the condition
-  holds then (a condition that came and went meanwhile is missed, §9.1);
+  holds then (a condition that came and went meanwhile is missed,
+  docs/design/semantics.md §9.1);
 - identical pending waits share one event;
 - a wait with a state context is also set when the context expires;
 - disposal sets every event, and later waits are set at once.

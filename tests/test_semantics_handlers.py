@@ -1,4 +1,4 @@
-"""Spec rules of semantics.md §5 (handlers and their order) and §6
+"""Rules of docs/design/semantics.md §5 (handlers and their order) and §6
 (negotiation, cancellation, Auto states)."""
 
 from __future__ import annotations

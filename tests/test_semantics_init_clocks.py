@@ -1,4 +1,4 @@
-"""Spec rules of semantics.md §1 (machine init) and §2 (clocks, state contexts).
+"""Rules of docs/design/semantics.md §1 (machine init) and §2 (clocks, state contexts).
 
 Synchronous core only: no event loop, no sleeps.
 """

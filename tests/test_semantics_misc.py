@@ -1,6 +1,6 @@
-"""Spec rules of semantics.md §10 (dispose, dry runs, set/toggle, eval,
+"""Rules of docs/design/semantics.md §10 (dispose, dry runs, set/toggle, eval,
 breakpoints), §11 (logging and string formats) and the contract's bad-input
-rules (§12 resolution, api.md)."""
+rules (§12.12, §12.16)."""
 
 from __future__ import annotations
 
@@ -715,7 +715,7 @@ def test_11_3_enum_string_names() -> None:
 
 
 # ---------------------------------------------------------------------------
-# bad input (§12 resolution, api.md)
+# bad input (§12.12, §12.16)
 
 NAME_CALLS: dict[str, Callable[[am.Machine], object]] = {
     "add": lambda m: m.add(["A", "Ghost"]),

@@ -1,4 +1,4 @@
-"""Spec rules of semantics.md §7 (queue) and §8 (errors)."""
+"""Rules of docs/design/semantics.md §7 (queue) and §8 (errors)."""
 
 from __future__ import annotations
 

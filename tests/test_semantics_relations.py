@@ -1,4 +1,4 @@
-"""Spec rules of semantics.md §3 (mutations) and §4 (target states, relations).
+"""Rules of docs/design/semantics.md §3 (mutations) and §4 (target states, relations).
 
 Target order is observed through the order of Enter handlers (enters keep
 target order, §4.5) and through `e.transition.target_states`.

@@ -88,3 +88,45 @@ def test_a_users_project(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*test_user[[]asyncio[]] PASSED*"])
     result.stdout.fnmatch_lines(["*test_sync_user PASSED*"])
     assert result.ret == 0
+
+
+USER_GIVEN_TEST = """
+import anyio
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import asyncmachine as am
+from asyncmachine.testing import machine_factory
+
+SCHEMA = {"Start": am.State(), "Ready": am.State(auto=True, require=["Start"])}
+
+
+@pytest.mark.anyio
+@settings(max_examples=10, deadline=None)
+@given(toggles=st.integers(min_value=0, max_value=5))
+async def test_pattern(anyio_backend, toggles):
+    # a fresh machine for every example, from a context manager
+    async with machine_factory() as start:
+        mach = await start(SCHEMA)
+        mach.add1("Start")
+        for _ in range(toggles):
+            mach.toggle1("Start")
+        assert mach.is1("Ready") == mach.is1("Start")
+
+
+@pytest.mark.anyio
+@given(toggles=st.integers(min_value=0, max_value=5))
+async def test_fixture_in_given(am_machine, toggles):
+    await am_machine(SCHEMA)
+"""
+
+
+def test_the_given_pattern_of_the_docs(pytester: pytest.Pytester) -> None:
+    """docs/testing.md: `@given` with `machine_factory()` works, with the
+    function-scoped `am_machine` fixture hypothesis refuses it."""
+    pytester.makepyfile(test_given=USER_GIVEN_TEST)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", "error", "-v")
+    result.stdout.fnmatch_lines(["*test_pattern[[]asyncio[]] PASSED*"])
+    result.stdout.fnmatch_lines(["*test_fixture_in_given[[]asyncio[]] FAILED*"])
+    result.stdout.fnmatch_lines(["*function-scoped fixture 'am_machine'*"])
+    assert result.ret == 1

@@ -1,4 +1,4 @@
-"""The synchronous part of state contexts (semantics §2.3).
+"""The synchronous part of state contexts (docs/design/semantics.md §2.3).
 
 The anyio part (cancel scopes, waiting) is `asyncmachine.StateCtx` in the
 runtime layer; the core only creates, expires and forgets contexts.
@@ -28,11 +28,11 @@ class CtxBase:
     def __init__(
         self, machine: CoreMachine, state: str, tick: int, expired: bool
     ) -> None:
-        self.machine = machine
+        self.machine: CoreMachine = machine
         """The machine the context belongs to."""
-        self.state = state
+        self.state: str = state
         """The state the context is bound to."""
-        self.tick = tick
+        self.tick: int = tick
         """The state's tick when the context was created."""
         self._expired = expired
         self._callbacks: list[Callable[[], None]] | None = None

@@ -1,4 +1,4 @@
-"""The default handler of the Exception state (semantics §8.5)."""
+"""The default handler of the Exception state (docs/design/semantics.md §8.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Binding handler objects to a machine (semantics §5.1)."""
+"""Binding handler objects to a machine (docs/design/semantics.md §5.1)."""
 
 from __future__ import annotations
 

@@ -182,9 +182,10 @@ class _Linter:
     def conflict(self, states: list[str]) -> tuple[str, str] | None:
         """A pair (a, b) of `states` where a removes b and a is never implied.
 
-        §4.2 keeps such a pair from being active together: a state that no
-        `add` relation names is in the target only if the blocking pass kept
-        it, and then everything it removes is excluded (steps 2-4).
+        docs/design/semantics.md §4.2 keeps such a pair from being active
+        together: a state that no `add` relation names is in the target only
+        if the blocking pass kept it, and then everything it removes is
+        excluded (steps 2-4).
         """
         members = set(states)
         for a in states:
@@ -266,7 +267,7 @@ class _Linter:
                     "add-chain",
                     [name, *far],
                     f"adding {name} does not activate {', '.join(far)}: `add` "
-                    f"reaches two hops only (semantics §4.2): {hops}",
+                    f"reaches two hops only (docs/design/semantics.md §4.2): {hops}",
                 )
 
     def beyond_two_hops(self, name: str) -> dict[str, list[str]]:
@@ -297,7 +298,7 @@ class _Linter:
                     "add-and-remove",
                     [name, *both],
                     f"{name} both adds and removes {', '.join(both)}; the "
-                    "`remove` is ignored (semantics §1.1)",
+                    "`remove` is ignored (docs/design/semantics.md §1.1)",
                 )
             # `remove` may name the state itself: a group removing its members
             for rel in ("require", "add", "after"):
@@ -345,7 +346,7 @@ class _Linter:
                     [name],
                     f"{name} is Auto and Multi: Multi counts only for called "
                     "states, so an auto activation never re-activates it "
-                    "(semantics §6.2)",
+                    "(docs/design/semantics.md §6.2)",
                 )
 
     # -------------------------------------------------------------- after
@@ -382,8 +383,8 @@ class _Linter:
                         [x, y, between[0]],
                         f"{x} is after {y} but comes first in state order: with "
                         f"a state between them in the target (e.g. {between[0]}) "
-                        f"the After pass, which only swaps neighbours (semantics "
-                        f"§4.4), leaves {x} before {y}; put {x} after {y} in the schema",
+                        f"the After pass, which only swaps neighbours ("
+                        f"docs/design/semantics.md §4.4), leaves {x} before {y}; put {x} after {y} in the schema",
                     )
 
     def compatible(self, a: str, b: str) -> bool:

@@ -1,4 +1,4 @@
-"""Log sinks and the args mapper (semantics §11)."""
+"""Log sinks and the args mapper (docs/design/semantics.md §11)."""
 
 from __future__ import annotations
 

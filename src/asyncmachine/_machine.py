@@ -1,4 +1,4 @@
-"""The machine: states, clocks, the queue and transitions (semantics §1-§11)."""
+"""The machine: states, clocks, the queue and transitions (docs/design/semantics.md §1-§11)."""
 
 from __future__ import annotations
 
@@ -896,7 +896,7 @@ class CoreMachine:
         )
 
     def _run(self, mut: Mutation) -> Result:
-        """Run one transition (semantics §5.2)."""
+        """Run one transition (docs/design/semantics.md §5.2)."""
         plan = self._plans.get(
             (mut.type, mut.called, self._mask, mut.auto, mut.is_check)
         ) or self._plan(mut)
@@ -1157,7 +1157,7 @@ class CoreMachine:
         tx.is_accepted = False
         nested = EXCEPTION in mut.called
         if not nested:
-            # §8.3 rule 1 comes first: tracers see the error at transition_end
+            # docs/design/semantics.md §8.3 rule 1 comes first: tracers see the error at transition_end
             self.err = exc
         level = self._log_level
         if level >= _OPS:
@@ -1563,7 +1563,7 @@ class CoreMachine:
     _ctx_class: type[CtxBase] = CtxBase
 
     def new_state_ctx(self, state: str) -> CtxBase:
-        """A context bound to `state`'s current tick (semantics §2.3)."""
+        """A context bound to `state`'s current tick (docs/design/semantics.md §2.3)."""
         if self._disposed:
             return self._ctx_class(self, state, 0, True)
         self._check1(state)

@@ -1,4 +1,4 @@
-"""Relation resolution (semantics §4): from a mutation to a cached plan.
+"""Relation resolution (docs/design/semantics.md §4): from a mutation to a cached plan.
 
 Resolution depends only on the schema, the mutation's type and called
 states, and the active set, so each distinct combination is resolved once
@@ -61,7 +61,7 @@ class Plan:
     to_set: tuple[str, ...]
 
     def __init__(self) -> None:
-        self.handlers_gen = -1
+        self.handlers_gen: int = -1
         self.handlers: Any = None
         self.auto_candidates: Any = None
 
@@ -122,7 +122,7 @@ def target_states(
     is_auto: bool,
     logs: list[tuple[int, str]],
 ) -> list[str]:
-    """Resolve `to_set` into the sorted target states (semantics §4.2)."""
+    """Resolve `to_set` into the sorted target states (docs/design/semantics.md §4.2)."""
     remove_called = frozenset(called) if mtype is _REMOVE else None
     l1 = _drop_unmet(
         cs,
@@ -163,7 +163,7 @@ def resolve(
     is_auto: bool,
     is_check: bool,
 ) -> Plan:
-    """Build the plan of a transition (semantics §3.1, §4, §4.3, §4.5)."""
+    """Build the plan of a transition (docs/design/semantics.md §3.1, §4, §4.3, §4.5)."""
     before_set = frozenset(before)
     if mtype is _ADD:
         to_set = [*called, *before]
@@ -233,7 +233,8 @@ def _exits_enters(cs: CompiledSchema, plan: Plan) -> None:
 
 
 def re_resolve(cs: CompiledSchema, plan: Plan, target: Sequence[str]) -> Plan:
-    """Re-resolve an auto transition after negotiation dropped states (§6.3.6)."""
+    """Re-resolve an auto transition after negotiation dropped states
+    (docs/design/semantics.md §6.3.6)."""
     target_set = set(target)
     clean = tuple(s for s in plan.called if s in target_set)
     logs: list[tuple[int, str]] = []

@@ -108,7 +108,8 @@ def _soon_here() -> Callable[[Callable[[], object]], None]:
 
 
 class StateCtx(CtxBase):
-    """A state context: bound to one tick of one state.
+    """A state context: bound to one tick of one state
+    (docs/design/semantics.md §2.3).
 
     `ctx.expired` turns true when the state's tick changes. `with ctx:`
     runs a block in a fresh anyio `CancelScope` that is cancelled when the

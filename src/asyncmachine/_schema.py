@@ -1,4 +1,4 @@
-"""Schema normalisation, the require topology and sorting (semantics §1, §4.4)."""
+"""Schema normalisation, the require topology and sorting (docs/design/semantics.md §1, §4.4)."""
 
 from __future__ import annotations
 

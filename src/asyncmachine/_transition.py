@@ -1,4 +1,4 @@
-"""Mutations, transitions and the events handlers receive (semantics §3, §5.5)."""
+"""Mutations, transitions and the events handlers receive (docs/design/semantics.md §3, §5.5)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,17 @@ class Mutation:
         is_check: bool = False,
         queue_tick: int = 0,
     ) -> None:
-        self.type = type
+        self.type: MutationType = type
         """ADD, REMOVE or SET."""
         self.called: tuple[str, ...] = called
         """The called states, duplicates removed."""
-        self.args = args
+        self.args: dict[str, Any] = args
         """The args dict shared by every handler of the transition."""
-        self.auto = auto
+        self.auto: bool = auto
         """True for the machine's own Auto-state mutations."""
-        self.is_check = is_check
+        self.is_check: bool = is_check
         """True for `can_add`/`can_remove` dry runs."""
-        self.queue_tick = queue_tick
+        self.queue_tick: int = queue_tick
         """Queue tick of an appended mutation; 0 for prepended ones."""
 
     def __repr__(self) -> str:
@@ -67,17 +67,17 @@ class Transition:
         self._id = ""
         self._plan = plan
         self._clock_after: Clock | None = None
-        self.machine = machine
+        self.machine: Machine = machine
         """The machine this transition runs on."""
-        self.mutation = mutation
+        self.mutation: Mutation = mutation
         """The mutation that started this transition."""
         self.clock_before: Clock = dict(machine._ticks)
         """Ticks of all states when the transition started."""
         self.target_states: list[str] = list(plan.target)
         """States active after the transition, if it is accepted."""
-        self.is_accepted = plan.accepted
+        self.is_accepted: bool = plan.accepted
         """False once the transition is canceled."""
-        self.is_completed = False
+        self.is_completed: bool = False
         """True once the transition has finished."""
 
     @property
@@ -153,15 +153,15 @@ class Event:
         state: str = "",
         tick: int = 0,
     ) -> None:
-        self.name = name
+        self.name: str = name
         """The handler's name, e.g. `FooEnter`."""
-        self.machine = machine
+        self.machine: Machine = machine
         """The machine that called the handler."""
-        self.transition = transition
+        self.transition: Transition = transition
         """The transition the handler runs in."""
         # final handlers of a state: the state and the tick it got
-        self._state = state
-        self._tick = tick
+        self._state: str = state
+        self._tick: int = tick
         self._ctx: StateCtx | None = None
 
     @property

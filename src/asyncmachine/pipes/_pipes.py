@@ -57,13 +57,13 @@ class Pipe:
     def __init__(
         self, source: CoreMachine, target: CoreMachine, kind: str, binding_id: str
     ) -> None:
-        self.source = source
+        self.source: CoreMachine = source
         """The machine whose states are watched."""
-        self.target = target
+        self.target: CoreMachine = target
         """The machine that is mutated."""
-        self.kind = kind
+        self.kind: str = kind
         """What the pipe does, like `bind Foo->Bar/Bar`."""
-        self.binding_id = binding_id
+        self.binding_id: str = binding_id
         """Id of the handler binding on the source."""
         self._closed = False
         self._unsubs: list[Callable[[], None]] = []

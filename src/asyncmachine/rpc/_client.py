@@ -83,7 +83,7 @@ class NetMachine:
         self._mirror = am.Machine(schema, id=id)
         self._queue_tick = 0
         self._queue_waiters: list[tuple[int, am.WhenEvent]] = []
-        self.source_id = ""
+        self.source_id: str = ""
         """Id of the remote source machine (known after the handshake)."""
 
     # ------------------------------------------------------------ info
@@ -402,7 +402,7 @@ class Client:
         max_frame: int = w.DEFAULT_MAX_FRAME,
         log_level: am.LogLevel | int = am.LogLevel.NOTHING,
     ) -> None:
-        self.id = id or os.urandom(4).hex()
+        self.id: str = id or os.urandom(4).hex()
         """The client's id, sent to the server."""
         if consumer is not None and not consumer.has1(ConsumerStates.ServerPayload):
             raise am.StateNameError(ConsumerStates.ServerPayload, consumer.id)
@@ -435,9 +435,11 @@ class Client:
         dropped (None: no pings, no silence check)."""
         self.max_frame = max_frame
         """The largest frame accepted, in bytes."""
-        self.mach = am.Machine(CLIENT_SCHEMA, id=f"rc-{self.id}", log_level=log_level)
+        self.mach: am.Machine = am.Machine(
+            CLIENT_SCHEMA, id=f"rc-{self.id}", log_level=log_level
+        )
         """The client's own machine (`ClientStates`)."""
-        self.net_mach = NetMachine(self, schema, f"nm-{self.id}")
+        self.net_mach: NetMachine = NetMachine(self, schema, f"nm-{self.id}")
         """The remote machine."""
         self._hash = w.schema_hash(self.net_mach.state_names)
         self._stream: anyio.abc.ByteStream | None = None

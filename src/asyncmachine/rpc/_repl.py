@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import shlex
 import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,7 +20,7 @@ import asyncmachine as am
 from ._client import Client, NetMachine
 from ._wire import RpcError
 
-__all__ = ["main", "run_commands"]
+__all__ = ["history_path", "main", "read_secret", "readline_lines", "run_commands"]
 
 HELP = """\
 commands:
@@ -136,7 +139,51 @@ def _schema(spec: str | None, states: str | None) -> am.Schema:
     raise SystemExit("am-repl needs --schema module:ATTR or --states A,B,C")
 
 
+SECRET_ENV = "AM_REPL_SECRET"
+"""The environment variable holding the shared secret."""
+
+HISTORY_ENV = "AM_REPL_HISTORY"
+"""The environment variable naming the history file (default ~/.am_repl_history)."""
+
+HISTORY_LENGTH = 1000
+"""Lines kept in the history file."""
+
+
+def read_secret(ns: argparse.Namespace) -> str | None:
+    """The shared secret: --secret-file, else --secret, else $AM_REPL_SECRET.
+
+    `--secret` is accepted with a warning on stderr: other users see a
+    command line in the process list.
+    """
+    if ns.secret is not None and ns.secret_file is not None:
+        raise SystemExit("am-repl: error: give --secret or --secret-file, not both")
+    if ns.secret_file is not None:
+        try:
+            text = Path(ns.secret_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SystemExit(
+                f"am-repl: error: cannot read --secret-file: {exc}"
+            ) from None
+        secret = text.rstrip("\r\n")
+        if not secret:
+            raise SystemExit(f"am-repl: error: {ns.secret_file} is empty")
+        return secret
+    if ns.secret is not None:
+        sys.stderr.write(
+            "am-repl: warning: --secret is visible to other users in the "
+            f"process list (ps); use ${SECRET_ENV} or --secret-file\n"
+        )
+        return str(ns.secret)
+    return os.environ.get(SECRET_ENV) or None
+
+
+def history_path() -> Path:
+    """Where the line history is kept: $AM_REPL_HISTORY or ~/.am_repl_history."""
+    return Path(os.environ.get(HISTORY_ENV) or Path.home() / ".am_repl_history")
+
+
 async def _stdin_lines() -> AsyncIterator[str]:
+    # not a terminal (a pipe, a file): plain lines, no prompt
     while True:
         line = await anyio.to_thread.run_sync(
             sys.stdin.readline, abandon_on_cancel=True
@@ -144,6 +191,39 @@ async def _stdin_lines() -> AsyncIterator[str]:
         if not line:
             return
         yield line
+
+
+async def readline_lines(prompt: str, history: Path | None) -> AsyncIterator[str]:
+    """Lines typed at a terminal, with line editing and a history file.
+
+    Uses the stdlib `readline` module (when the platform has it) through
+    `input()`: arrow keys edit and recall lines, and the history is loaded
+    from and saved to `history`. Ends at end of input (Ctrl-D).
+    """
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - platforms without readline
+        readline = None  # type: ignore[assignment]
+    if readline is not None and history is not None:
+        readline.set_history_length(HISTORY_LENGTH)
+        with contextlib.suppress(OSError):  # no history yet
+            readline.read_history_file(history)
+    try:
+        while True:
+            try:
+                line = await anyio.to_thread.run_sync(
+                    input, prompt, abandon_on_cancel=True
+                )
+            except EOFError:
+                _write("")
+                return
+            yield line
+    finally:
+        if readline is not None and history is not None:
+            try:
+                readline.write_history_file(history)
+            except OSError as exc:
+                sys.stderr.write(f"am-repl: warning: history not saved: {exc}\n")
 
 
 def _write(text: str) -> None:
@@ -161,7 +241,7 @@ async def _amain(ns: argparse.Namespace, schema: am.Schema) -> int:
         int(port),
         schema,
         id=ns.id,
-        secret=ns.secret,
+        secret=ns.secret_value,
         ssl_context=ctx,
         max_retries=ns.retries,
     )
@@ -182,19 +262,38 @@ async def _amain(ns: argparse.Namespace, schema: am.Schema) -> int:
             return 1
         _write(f"connected to {client.net_mach.source_id} at {ns.addr}")
         _write(client.net_mach.string_all())
-        await run_commands(client, _stdin_lines(), _write)
+        if sys.stdin.isatty():
+            prompt = f"{client.net_mach.source_id}> "
+            lines = readline_lines(prompt, None if ns.no_history else history_path())
+        else:
+            lines = _stdin_lines()
+        await run_commands(client, lines, _write)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The `am-repl` console script."""
     parser = argparse.ArgumentParser(
-        prog="am-repl", description="Use a remote asyncmachine over aRPC."
+        prog="am-repl",
+        description="Use a remote asyncmachine over aRPC.",
+        epilog=(
+            f"The shared secret comes from --secret-file, --secret or ${SECRET_ENV}. "
+            f"Line history: ${HISTORY_ENV} (default ~/.am_repl_history)."
+        ),
     )
     parser.add_argument("addr", help="HOST:PORT of the aRPC server")
     parser.add_argument("--schema", help="the source's schema, as module:ATTR")
     parser.add_argument("--states", help="the source's state names, A,B,C in order")
-    parser.add_argument("--secret", help="the shared secret")
+    parser.add_argument(
+        "--secret",
+        help=f"the shared secret (visible in ps: prefer ${SECRET_ENV} or --secret-file)",
+    )
+    parser.add_argument("--secret-file", help="read the shared secret from this file")
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="do not read or write the history file",
+    )
     parser.add_argument("--tls-ca", help="connect with TLS, trusting this CA file")
     parser.add_argument("--id", default="repl", help="the client id")
     parser.add_argument("--retries", type=int, default=3)
@@ -202,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     ns = parser.parse_args(argv)
     schema = _schema(ns.schema, ns.states)
+    # read (and warn) once, before connecting
+    ns.secret_value = read_secret(ns)
     return anyio.run(_amain, ns, schema, backend=ns.backend)
 
 

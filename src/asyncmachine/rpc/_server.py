@@ -191,7 +191,7 @@ class Server:
         """The machine the clients use."""
         self.host = host
         """The address to listen on (loopback by default)."""
-        self.port = port
+        self.port: int = port
         """The port; the bound one once `RpcReady` is active."""
         self.ssl_context = ssl_context
         """Wrap connections in TLS with this (server-side) context."""
@@ -211,7 +211,7 @@ class Server:
         dropped (checked like `idle_timeout`)."""
         self.outbox_size = outbox_size
         """Frames waiting per client; clock pushes over it are coalesced."""
-        self.mach = am.Machine(
+        self.mach: am.Machine = am.Machine(
             SERVER_SCHEMA, id=id or f"rs-{source.id}", log_level=log_level
         )
         """The server's own machine (`ServerStates`)."""

@@ -10,28 +10,28 @@ import asyncmachine as am
 class ServerStates(am.StatesBase):
     """State names of an aRPC server's own machine (`Server.mach`)."""
 
-    ErrNetwork = am.state()
+    ErrNetwork: str = am.state()
     """The listener failed."""
-    ErrRpc = am.state()
+    ErrRpc: str = am.state()
     """An RPC-level failure of the server itself."""
-    Start = am.state()
+    Start: str = am.state()
     """The server was asked to run."""
-    RpcStarting = am.state()
+    RpcStarting: str = am.state()
     """Opening the listening socket."""
-    RpcReady = am.state()
+    RpcReady: str = am.state()
     """Listening: clients can connect."""
-    Ready = am.state()
+    Ready: str = am.state()
     """The server is ready (auto, requires RpcReady)."""
-    ClientConnected = am.state()
+    ClientConnected: str = am.state()
     """A client finished its handshake (Multi, args: `client_id`)."""
-    ClientDisconnected = am.state()
+    ClientDisconnected: str = am.state()
     """A client's connection closed (Multi, args: `client_id`)."""
-    ClientRejected = am.state()
+    ClientRejected: str = am.state()
     """A peer was refused or dropped for an error (Multi, args: `client_id`,
     `error`); the other clients and the source machine are not affected."""
-    HasClients = am.state()
+    HasClients: str = am.state()
     """At least one client is connected."""
-    MetricSync = am.state()
+    MetricSync: str = am.state()
     """A client asked for a full clock (Multi)."""
 
 
@@ -65,34 +65,34 @@ SERVER_SCHEMA: Final[am.Schema] = {
 class ClientStates(am.StatesBase):
     """State names of an aRPC client's own machine (`Client.mach`)."""
 
-    ErrNetwork = am.state()
+    ErrNetwork: str = am.state()
     """The connection failed or dropped (Multi)."""
-    ErrRpc = am.state()
+    ErrRpc: str = am.state()
     """The server refused the client: schema mismatch, wrong secret,
     protocol version (no retry)."""
-    Start = am.state()
+    Start: str = am.state()
     """The client was asked to run."""
-    Connecting = am.state()
+    Connecting: str = am.state()
     """Opening a connection."""
-    Connected = am.state()
+    Connected: str = am.state()
     """A connection is open."""
-    Disconnected = am.state()
+    Disconnected: str = am.state()
     """No connection (before the first, between retries, after the end)."""
-    Handshaking = am.state()
+    Handshaking: str = am.state()
     """Exchanging hellos with the server."""
-    HandshakeDone = am.state()
+    HandshakeDone: str = am.state()
     """The handshake succeeded: the network machine mirrors the source."""
-    Ready = am.state()
+    Ready: str = am.state()
     """The network machine is usable (auto, requires HandshakeDone)."""
-    RetryingConn = am.state()
+    RetryingConn: str = am.state()
     """Waiting for the next connection attempt (backoff)."""
-    ConnRetryFailed = am.state()
+    ConnRetryFailed: str = am.state()
     """All connection attempts failed; the client stopped."""
-    ServerPayload = am.state()
+    ServerPayload: str = am.state()
     """The server sent a payload (Multi, args: `payload`)."""
-    MetricSync = am.state()
+    MetricSync: str = am.state()
     """The client asked for a full clock after a checksum mismatch (Multi)."""
-    Heartbeat = am.state()
+    Heartbeat: str = am.state()
     """The server answered a ping (Multi)."""
 
 
@@ -139,7 +139,7 @@ CLIENT_SCHEMA: Final[am.Schema] = {
 class SourceStates(am.StatesBase):
     """States a source machine adds to send payloads to its clients."""
 
-    SendPayload = am.state()
+    SendPayload: str = am.state()
     """Send `args["payload"]` (an `rpc.Payload`) to the clients (Multi)."""
 
 
@@ -150,7 +150,7 @@ SOURCE_SCHEMA: Final[am.Schema] = {SourceStates.SendPayload: am.State(multi=True
 class ConsumerStates(am.StatesBase):
     """States of a consumer machine that receives server payloads."""
 
-    ServerPayload = am.state()
+    ServerPayload: str = am.state()
     """A payload arrived (Multi, args: `payload`)."""
 
 

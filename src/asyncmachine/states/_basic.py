@@ -10,17 +10,17 @@ import asyncmachine as am
 class BasicStates(am.StatesBase):
     """State names of the basic schema, the base of most machines."""
 
-    ErrNetwork = am.state()
+    ErrNetwork: str = am.state()
     """A generic network error (adds `Exception`)."""
-    ErrHandlerTimeout = am.state()
+    ErrHandlerTimeout: str = am.state()
     """A handler of the machine has timed out (adds `Exception`)."""
-    Start = am.state()
+    Start: str = am.state()
     """The machine should be working; removing it can force-stop it."""
-    Ready = am.state()
+    Ready: str = am.state()
     """The machine meets the criteria to perform work (requires `Start`)."""
-    Healthcheck = am.state()
+    Healthcheck: str = am.state()
     """A periodic request making sure the machine is still alive."""
-    Heartbeat = am.state()
+    Heartbeat: str = am.state()
     """A periodic state ensuring the integrity of the machine."""
 
 

@@ -12,12 +12,12 @@ from ._basic import BASIC_SCHEMA, BasicStates
 class ConnectedStates(BasicStates):
     """State names of a connection: four mutually exclusive states."""
 
-    ErrConnecting = am.state()
+    ErrConnecting: str = am.state()
     """A detailed connection error, e.g. no access (requires `Exception`)."""
-    Connecting = am.state()
-    Connected = am.state()
-    Disconnecting = am.state()
-    Disconnected = am.state()
+    Connecting: str = am.state()
+    Connected: str = am.state()
+    Disconnecting: str = am.state()
+    Disconnected: str = am.state()
 
 
 class ConnectedGroups:
@@ -71,15 +71,15 @@ def add_err_connecting(
 class ConnPoolStates(BasicStates):
     """State names of a pool of connections to several hosts."""
 
-    ErrConnecting = am.state()
+    ErrConnecting: str = am.state()
     """A detailed connection error, e.g. no access (requires `Exception`)."""
-    Connecting = am.state()
-    Connected = am.state()
+    Connecting: str = am.state()
+    Connected: str = am.state()
     """At least one connection is up."""
-    ConnectedFully = am.state()
+    ConnectedFully: str = am.state()
     """Every connection is up (requires `Connected`)."""
-    Disconnecting = am.state()
-    Disconnected = am.state()
+    Disconnecting: str = am.state()
+    Disconnected: str = am.state()
 
 
 class ConnPoolGroups:

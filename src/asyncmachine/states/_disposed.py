@@ -14,11 +14,11 @@ from ._basic import BASIC_SCHEMA, BasicStates
 class DisposedStates(BasicStates):
     """State names of disposal in states."""
 
-    RegisterDisposal = am.state()
+    RegisterDisposal: str = am.state()
     """Registers a disposal handler passed under `DISPOSED_ARG_HANDLER` (Multi)."""
-    Disposing = am.state()
+    Disposing: str = am.state()
     """Disposal has started (removes `Start` and `Exception`)."""
-    Disposed = am.state()
+    Disposed: str = am.state()
     """Resources are released; the machine can be disposed of."""
 
 

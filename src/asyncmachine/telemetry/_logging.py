@@ -220,7 +220,7 @@ class JsonFormatter(logging.Formatter):
         record's extra fields."""
         super().__init__()
         self.extra = extra
-        self.keys = tuple(keys)
+        self.keys: tuple[str, ...] = tuple(keys)
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as a JSON line."""

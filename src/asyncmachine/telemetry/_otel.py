@@ -95,7 +95,9 @@ class _Mach:
 class OtelTracer(Tracer):
     """An `am.Tracer` that turns machines into OpenTelemetry spans.
 
-    Each machine gets a span (`mach:<id>`) that lasts until it is disposed;
+    Each machine gets a span named `mach` (its id in the `am.machine.id`
+    attribute: span names stay of low cardinality) that lasts until it is
+    disposed;
     a machine created with `parent=` nests under its parent's span. Every
     transition gets a child span (`[add] Foo`) with the called and target
     states, the result, the mutation type, the queue tick and the logged
@@ -199,7 +201,8 @@ class OtelTracer(Tracer):
             attrs["am.machine.parent_id"] = machine.parent_id
         if machine.tags:
             attrs["am.machine.tags"] = machine.tags
-        span = self.tracer.start_span(f"mach:{mid}", context=ctx, attributes=attrs)
+        # a span name of low cardinality: the id is an attribute
+        span = self.tracer.start_span("mach", context=ctx, attributes=attrs)
         if not span.is_recording():
             # nothing of this machine would be recorded: cost it nothing
             machine.detach_tracer(self)

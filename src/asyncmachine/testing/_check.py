@@ -49,7 +49,7 @@ class InvariantError(AssertionError):
 def _exclusive_pairs(schema: Mapping[str, State]) -> list[tuple[str, str]]:
     """Pairs (a, b): a removes b and no `add` relation names a.
 
-    The blocking pass of semantics §4.2 never lets such a pair be active
+    The blocking pass of docs/design/semantics.md §4.2 never lets such a pair be active
     together; a state implied by `add` is not checked against its own
     `remove` list, so pairs with an implied remover are not invariants.
     """
@@ -97,7 +97,7 @@ def check_invariants(machine: Machine) -> None:
     Checked: `active_states`, `is1()` and `str()` agree with the ticks
     (odd = active); every active state's `require` list is active; no two
     states are active where one removes the other, unless the remover is
-    named by some `add` relation (semantics §4.2 does not guard those).
+    named by some `add` relation (docs/design/semantics.md §4.2 does not guard those).
     A disposed machine passes.
     """
     if machine.disposed:
@@ -113,7 +113,7 @@ class InvariantChecker(Tracer):
     Bind it with `machine.bind_tracer(checker)` (or `Machine(...,
     tracers=...)`). After each accepted transition (auto ones included,
     dry runs excluded) it checks `check_invariants` and the tick rules of
-    semantics §2.1: a tick never goes down, grows by 1 exactly when the
+    docs/design/semantics.md §2.1: a tick never goes down, grows by 1 exactly when the
     state flips, and by 2 only for a called, non-auto Multi state. A tracer
     must not raise inside a transition, so problems are collected in
     `violations`; `check()` raises them.
@@ -122,7 +122,7 @@ class InvariantChecker(Tracer):
     def __init__(self) -> None:
         self.violations: list[str] = []
         """One line per problem found, in the order found."""
-        self.transitions = 0
+        self.transitions: int = 0
         """How many accepted transitions were checked."""
         self._pairs: dict[int, list[tuple[str, str]]] = {}
 

@@ -18,7 +18,7 @@ class LogCapture:
 
     `lines` gives the first line of each record without the machine-id
     prefix (``[mach1] ``), so tests can compare them with the formats of
-    semantics §11.2. Pass `machine_id` to strip only that machine's prefix.
+    docs/design/semantics.md §11.2. Pass `machine_id` to strip only that machine's prefix.
     """
 
     def __init__(self, machine_id: str | None = None) -> None:

@@ -4,7 +4,7 @@ Needs hypothesis (``pip install 'asyncmachine[testing]'``). A drawn schema
 has states named ``A``, ``B``, ``C``, ... with random `require`, `add`,
 `remove` and `after` relations among them and random `auto` / `multi`
 flags. Every relation names a state of the schema and no state both
-requires and removes the same state (semantics §1.1), so `am.Machine(schema)`
+requires and removes the same state (docs/design/semantics.md §1.1), so `am.Machine(schema)`
 never raises `SchemaError`. `remove` and `after` may name the state itself,
 which normalisation drops.
 """
@@ -16,11 +16,11 @@ from typing import Any
 
 try:
     from hypothesis import strategies as st
-except ImportError as exc:  # pragma: no cover - depends on the environment
+except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "asyncmachine.testing.strategies needs hypothesis: "
         "pip install 'asyncmachine[testing]'"
-    ) from exc
+    ) from _exc
 
 from .._types import EXCEPTION, State
 from ._check import MUTATION_KINDS, MutationStep
