@@ -494,7 +494,7 @@ class Server:
                 )
                 stack.callback(self._detach_handlers, binding)
             for sub in getattr(listener, "listeners", [listener]):
-                tg.start_soon(self._accept, sub)
+                tg.start_soon(self._accept, sub, tg)
             tg.start_soon(self._sweeper)
             self._warn_exposed()
             self._exit = stack.pop_all()
@@ -558,13 +558,13 @@ class Server:
                 " and ".join(missing),
             )
 
-    async def _accept(self, listener: anyio.abc.Listener[Any]) -> None:
+    async def _accept(
+        self, listener: anyio.abc.Listener[Any], tg: anyio.abc.TaskGroup
+    ) -> None:
         """Accept connections for ever; an accept error never ends the
         server: out of descriptors or memory, it waits (10 ms, doubling up
         to 1 s) for connections to close, then accepts again."""
         delay = 0.0
-        tg = self._tg
-        assert tg is not None
         accept = listener.accept  # type: ignore[attr-defined]
         while True:
             try:

@@ -81,7 +81,7 @@ OP_MAX: Final = OP_CAN_REMOVE
 ERROR_MESSAGES: Final = {
     "protocol": "the message breaks the protocol",
     "args": "the mutation's args were refused",
-    "schema": "the client's schema does not match the source's",
+    "schema": "schema mismatch: the client's schema does not match the source's",
     "auth": "authentication failed",
     "version": f"the server speaks protocol version {PROTOCOL_VERSION}",
     "timeout": "the peer took too long",
