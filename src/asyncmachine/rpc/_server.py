@@ -571,18 +571,20 @@ class Server:
                 stream: anyio.abc.SocketStream = await accept()
             except anyio.ClosedResourceError:
                 return
-            except OSError as exc:
-                if exc.errno in _EXHAUSTED:
+            except (OSError, anyio.BrokenResourceError) as exc:
+                # trio's listener wraps the OSError in a BrokenResourceError
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                if isinstance(cause, OSError) and cause.errno in _EXHAUSTED:
                     delay = min(1.0, delay * 2 or 0.01)
                 else:
                     delay = 0.0
                 logger.warning(
                     "aRPC server %s: accept failed (%s), next try in %.2fs",
                     self.mach.id,
-                    exc,
+                    cause or exc,
                     delay,
                 )
-                self.mach.add1(_SS.AcceptFailed, {"error": exc})
+                self.mach.add1(_SS.AcceptFailed, {"error": cause or exc})
                 await anyio.sleep(delay)
                 continue
             delay = 0.0
