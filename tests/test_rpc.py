@@ -288,6 +288,15 @@ async def test_tls() -> None:
             assert "did not verify" in str(bad.mach.err)
             assert bad.mach.tick(CS.Connecting) == 4  # two attempts
             assert bad.mach.tick(CS.ErrNetwork) == 1 and bad.mach.is1(CS.ErrRpc)
+        # a broken TLS handshake is a TLS error on the server too
+        log = Rejections()
+        server.mach.bind_handlers(log)
+        rejected = server.mach.when_ticks(SS.ClientRejected, 1)
+        async with await raw_peer(server.port) as peer:
+            await peer.send(b"\x16\x03\x01\x00\x05junk!" * 4)
+            assert await read_all(peer) == b""
+        await rejected
+        assert isinstance(log.errors[0], rpc.TLSError)
     # a TLS client of a plain server: a TLS error too
     async with (
         serve() as plain_server,

@@ -715,6 +715,11 @@ class Server:
                     reader.chunk = w.PRE_AUTH_MAX_FRAME + 4
                     await self._handshake(reader, stream, peer)
             except Exception as exc:
+                if isinstance(exc, ssl.SSLError):
+                    # a failed TLS handshake: nothing to tell in clear text
+                    error = w.TLSError(f"TLS with a client failed: {exc}")
+                    error.__cause__ = exc
+                    return
                 if isinstance(exc, _CLOSED) and not isinstance(exc, TimeoutError):
                     return
                 error = exc
