@@ -471,6 +471,8 @@ async def test_a_thousand_pre_auth_peers_hold_little_memory(
     with anyio.fail_after(120):
         out = await run_child("memory", anyio_backend_name)
     lines = dict(line.split() for line in out.splitlines())
+    if "no-fds" in lines:  # pragma: no cover - depends on the machine
+        pytest.skip(f"RLIMIT_NOFILE cannot reach 2,064 (only {lines['no-fds']})")
     assert int(lines["connections"]) == 1000
     # both ends of 1,000 connections, each holding a started hello
     assert int(lines["bytes"]) < 64 << 20, out
