@@ -14,6 +14,10 @@
 2. Fan-out: one source, N clients (10 and 100); the source toggles A/B as
    fast as the pushes reach every client; reported as pushes per second
    delivered (mutations per second x clients).
+3. Accept rate: connections a server with a shared secret takes through
+   the whole handshake (TCP connect, hello, proofs both ways, welcome) per
+   second, from 16 raw peers connecting in a loop, each closing after its
+   welcome.
 
 Usage::
 
@@ -24,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import struct
 import time
 from typing import Any
@@ -110,6 +115,41 @@ async def _bare_round_trip(n: int) -> float:
     return elapsed
 
 
+async def _accept_rate(total: int, workers: int = 16) -> float:
+    secret = b"bench-secret-0123456789abcdef"
+    names = am.Machine(SCHEMA).state_names
+    hash_ = w.schema_hash(names)
+    async with (
+        am.Machine(SCHEMA) as src,
+        rpc.Server(src, secret=secret, max_connections_per_address=workers * 2) as srv,
+    ):
+        port = srv.port
+
+        async def one() -> None:
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                reader = w.FrameReader(stream, 1 << 20)
+                nonce = os.urandom(w.NONCE_SIZE)
+                hello = (w.C_HELLO, w.PROTOCOL_VERSION, nonce, "b", hash_, 1 << 20)
+                await stream.send(w.encode(hello))
+                msg = await reader.read(None, None)
+                data = w.transcript(
+                    w.PROTOCOL_VERSION, nonce, msg[2], "b", hash_, 1 << 20
+                )
+                assert w.proof_ok(secret, b"server", data, msg[3])
+                await stream.send(w.encode((w.AUTH, w.proof(secret, b"client", data))))
+                assert (await reader.read(None, None))[0] == w.WELCOME
+
+        async def worker(n: int) -> None:
+            for _ in range(n):
+                await one()
+
+        t0 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(worker, total // workers)
+        return (total // workers * workers) / (time.perf_counter() - t0)
+
+
 async def _fan_out(clients: int, n: int) -> float:
     async with (
         am.Machine(SCHEMA) as src,
@@ -165,6 +205,7 @@ async def _run(quick: bool) -> dict[str, float]:
         "bare": bare_best,
         "fan_small": await _fan_out(10, pushes),
         "fan_big": await _fan_out(_BIG_FAN[quick], pushes),
+        "accept": await _accept_rate(160 if quick else 3200),
     }
 
 
@@ -179,14 +220,15 @@ def main() -> None:
     print(f"frames per round trip: 1 out ({out} B), 1 back ({back} B)")
     print(
         "backend  | add1 round trip µs | bare floor µs | ratio | pushes/s 10 | "
-        f"pushes/s {_BIG_FAN[ns.quick]}"
+        f"pushes/s {_BIG_FAN[ns.quick]} | handshakes/s"
     )
     for backend in ("asyncio", "trio"):
         r = anyio.run(_run, ns.quick, backend=backend)
         ratio = r["rpc"] / r["bare"]
         print(
             f"{backend:8} | {r['rpc'] * 1e6:18.1f} | {r['bare'] * 1e6:13.1f} | "
-            f"{ratio:5.2f} | {r['fan_small']:11,.0f} | {r['fan_big']:12,.0f}"
+            f"{ratio:5.2f} | {r['fan_small']:11,.0f} | {r['fan_big']:12,.0f} | "
+            f"{r['accept']:12,.0f}"
         )
 
 

@@ -30,6 +30,7 @@ DOCS = [
     "docs/rpc.md",
     "docs/diagrams.md",
     "docs/migrating.md",
+    "docs/security.md",
 ]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)

@@ -192,14 +192,17 @@ async def test_payload() -> None:
 
     async with am.Machine(rpc.CONSUMER_SCHEMA, id="consumer") as consumer:
         consumer.bind_handlers(Consumer())
-        async with net_test(consumer=consumer) as (source, _, client):
+        async with net_test(consumer=consumer) as (source, server, client):
             source.bind_handlers(PayloadSender())
             delivered = consumer.when1(rpc.ConsumerStates.ServerPayload)
             result = await client.net_mach.add1("C", {"name": "TestPayload"})
             assert result is am.Result.EXECUTED
             await delivered
             assert [(p.name, p.data) for p in got] == [("TestPayload", "Hello")]
-            assert got[0].source == "ns" and got[0].destination == client.id
+            # the destination is the server-assigned session id (aRPC II:
+            # client names are self-declared labels, payloads address sessions)
+            assert got[0].source == "ns" and got[0].destination == client.session_id
+            assert client.session_id in server.sessions
             assert client.net_mach.not1("C")
 
 

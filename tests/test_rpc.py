@@ -267,11 +267,45 @@ async def test_tls() -> None:
             assert await client.net_mach.add1("Alpha") is am.Result.EXECUTED
             server.source.add1("Tick")
             await client.net_mach.when1("Tick")
-        # a plain client cannot talk to a TLS server
-        async with connect(server, max_retries=0, connect_timeout=0.5) as plain:
+        # a plain client of a TLS server is told so, as a TLS error, at once
+        async with connect(server, max_retries=5, connect_timeout=5) as plain:
             await plain.mach.when1(CS.ConnRetryFailed)
-            assert plain.mach.is1(CS.ErrNetwork)
+            assert isinstance(plain.mach.err, rpc.TLSError)
+            assert "requires TLS" in str(plain.mach.err)
+            assert (
+                plain.mach.is1(CS.ErrRpc) and plain.mach.tick(CS.Connecting) == 2
+            )  # one attempt
         await server.mach.when1(SS.ClientRejected)
+        # a certificate that does not verify: a TLS error, retried tls_retries
+        # times, then the client stops
+        untrusted = ssl.create_default_context()
+        trustme.CA().configure_trust(untrusted)
+        async with connect(
+            server, ssl_context=untrusted, tls_retries=1, max_retries=5
+        ) as bad:
+            await bad.mach.when1(CS.ConnRetryFailed)
+            assert isinstance(bad.mach.err, rpc.TLSError) and bad.mach.err.verify
+            assert "did not verify" in str(bad.mach.err)
+            assert bad.mach.tick(CS.Connecting) == 4  # two attempts
+            assert bad.mach.tick(CS.ErrNetwork) == 1 and bad.mach.is1(CS.ErrRpc)
+        # a broken TLS handshake is a TLS error on the server too
+        log = Rejections()
+        server.mach.bind_handlers(log)
+        rejected = server.mach.when_ticks(SS.ClientRejected, 1)
+        async with await raw_peer(server.port) as peer:
+            await peer.send(b"\x16\x03\x01\x00\x05junk!" * 4)
+            assert await read_all(peer) == b""
+        await rejected
+        assert isinstance(log.errors[0], rpc.TLSError)
+    # a TLS client of a plain server: a TLS error too
+    async with (
+        serve() as plain_server,
+        connect(
+            plain_server, ssl_context=client_ctx, tls_retries=0, max_retries=5
+        ) as c,
+    ):
+        await c.mach.when1(CS.ConnRetryFailed)
+        assert isinstance(c.mach.err, rpc.TLSError) and not c.mach.err.verify
 
 
 # --------------------------------------------------------------- reconnect
@@ -353,14 +387,15 @@ async def test_payloads_go_to_the_consumer() -> None:
         only_b = b.mach.when_ticks(CS.ServerPayload, 2)
         src.add1(
             rpc.SourceStates.SendPayload,
-            {"payload": rpc.Payload("direct", {"k": b"v"}, destination="b")},
+            {"payload": rpc.Payload("direct", {"k": b"v"}, destination=b.session_id)},
         )
         await only_b
         # "a" gets the next broadcast, not the direct one
         src.add1(rpc.SourceStates.SendPayload, {"payload": rpc.Payload("all")})
         await a.mach.when_ticks(CS.ServerPayload, 2)
         assert [p.name for p in seen] == ["all"]
-        assert seen[0].source == "src" and seen[0].token and seen[0].destination == "a"
+        assert seen[0].source == "src" and seen[0].token
+        assert seen[0].destination == a.session_id != b.session_id
         # a bad payload is the server's error, not the source's
         src.add1(rpc.SourceStates.SendPayload, {"payload": "nope"})
         src.add1(rpc.SourceStates.SendPayload, {"payload": rpc.Payload("x", object())})
@@ -395,15 +430,10 @@ def frames(data: bytes) -> list[Any]:
 async def handshake(
     stream: anyio.abc.SocketStream, secret: bytes | None = None
 ) -> None:
-    reader = w.FrameReader(stream, 1 << 20)
-    hello = await reader.read(None, None)
-    mac = w.auth_mac(secret, hello[2]) if secret else None
-    await stream.send(
-        w.encode(
-            (w.C_HELLO, w.PROTOCOL_VERSION, "raw", w.schema_hash(SCHEMA_NAMES), mac)
-        )
-    )
-    welcome = await reader.read(None, None)
+    # imported here: the REPL test imports this module as tests.test_rpc
+    from rpc_doc_client import DocClient
+
+    welcome = await DocClient(stream).handshake(SCHEMA_NAMES, secret, "raw")
     assert welcome[0] == w.WELCOME
 
 
@@ -414,60 +444,88 @@ def mutate(*items: Any) -> bytes:
     return w.encode((w.MUTATE, *items))
 
 
+class Rejections:
+    """Collects the `error` args of the server's ClientRejected."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+
+    def ClientRejectedState(self, e: am.Event) -> None:
+        self.errors.append(e.args["error"])
+
+
 BAD_AFTER_HANDSHAKE = [
-    (b"\x00\x00\x00\x03abc", "undecodable"),
-    (b"\xff\xff\xff\xff", "over the limit"),
-    (w.encode(("x",)), "array starting with its kind"),
-    (w.encode((99,)), "unexpected message kind 99"),
-    (mutate(1, 0, ["Nope"], {}), "unknown state 'Nope'"),
-    (mutate(1, 9, ["Alpha"], {}), "unknown mutation op 9"),
-    (mutate(1, 0, "Alpha", {}), "wrong type"),
-    (mutate(1, 0, ["Alpha"]), "has 5 items"),
+    (b"\x00\x00\x00\x03abc", "protocol", "undecodable"),
+    (b"\xff\xff\xff\xff", "protocol", "over the limit"),
+    (w.encode(("x",)), "protocol", "array starting with its kind"),
+    (w.encode((99,)), "protocol", "unexpected message kind 99"),
+    (mutate(1, 0, ["Nope"], {}), "protocol", "unknown state 'Nope'"),
+    (mutate(1, 9, ["Alpha"], {}), "protocol", "unknown mutation op 9"),
+    (mutate(1, 0, "Alpha", {}), "protocol", "wrong type"),
+    (mutate(1, 0, ["Alpha"]), "protocol", "has 5 items"),
     (
         mutate(1, 0, ["Alpha"], {"j": {"__am_args__": "tests.rpc.Job", "fields": {}}}),
+        "args",
         "Job",
     ),
     (
         mutate(1, 0, ["Alpha"], {"j": {"__am_args__": "nope", "fields": {}}}),
+        "args",
         "unknown args class",
     ),
-    (w.encode((w.PING, "x")), "wrong type"),
-    (w.encode((w.SYNC, 1)), "has 1 items"),
+    (w.encode((w.PING, "x")), "protocol", "wrong type"),
+    (w.encode((w.SYNC, 1)), "protocol", "has 1 items"),
 ]
 
 
-@pytest.mark.parametrize(("frame", "error"), BAD_AFTER_HANDSHAKE)
-async def test_bad_frames_close_only_that_peer(frame: bytes, error: str) -> None:
+@pytest.mark.parametrize(("frame", "code", "detail"), BAD_AFTER_HANDSHAKE)
+async def test_bad_frames_close_only_that_peer(
+    frame: bytes, code: str, detail: str
+) -> None:
     async with serve() as server, connect(server, id="good") as good:
         src = server.source
         before = src.time()
+        log = Rejections()
+        server.mach.bind_handlers(log)
         rejected = server.mach.when_ticks(SS.ClientRejected, 1)
         async with await raw_peer(server.port) as peer:
             await handshake(peer)
             await peer.send(frame)
             reply = frames(await read_all(peer))
-        assert reply[-1][0] == w.ERROR and error in reply[-1][2]
+        # the peer gets a code and its fixed text; the details stay here
+        assert reply[-1] == [w.ERROR, code, w.ERROR_MESSAGES[code]]
         await rejected
+        assert detail in str(log.errors[0])
         assert src.time() == before
         assert await good.net_mach.add1("Alpha") is am.Result.EXECUTED
         assert good.net_mach.is1("Alpha")
 
 
+NONCE = b"n" * 32
 BAD_HELLOS = [
-    (w.encode((w.C_HELLO, 99, "x", "h", None)), "version"),
-    (w.encode((w.C_HELLO, w.PROTOCOL_VERSION, "x")), "has 5 items"),
-    (w.encode((w.PING, 1)), "expected message kind 1"),
-    (b"\x00\x00\x00\x01\xc1", "undecodable"),
+    (w.encode((w.C_HELLO, 99, NONCE, "x", "h", 1024)), "version", "version 99"),
+    (w.encode((w.C_HELLO, w.PROTOCOL_VERSION, "x")), "protocol", "has 6 items"),
+    (w.encode((w.PING, 1)), "protocol", "expected message kind 1"),
+    (b"\x00\x00\x00\x01\xc1", "protocol", "undecodable"),
+    (b"\x00\x00\x04\x01", "protocol", "over the limit of 1024"),
+    (w.encode((w.C_HELLO, 3, b"short", "x", "h", 1024)), "protocol", "32 bytes"),
+    (w.encode((w.C_HELLO, 3, NONCE, "x" * 129, "h", 1024)), "protocol", "label"),
+    (w.encode((w.C_HELLO, 3, NONCE, "x", "h", 10)), "protocol", "max_frame"),
 ]
 
 
-@pytest.mark.parametrize(("frame", "error"), BAD_HELLOS)
-async def test_bad_hellos(frame: bytes, error: str) -> None:
+@pytest.mark.parametrize(("frame", "code", "detail"), BAD_HELLOS)
+async def test_bad_hellos(frame: bytes, code: str, detail: str) -> None:
     async with serve() as server, await raw_peer(server.port) as peer:
+        log = Rejections()
+        server.mach.bind_handlers(log)
+        rejected = server.mach.when_ticks(SS.ClientRejected, 1)
         await peer.send(frame)
         reply = frames(await read_all(peer))
-        assert reply[0][0] == w.S_HELLO
-        assert reply[-1][0] == w.ERROR and error in reply[-1][2]
+        # nothing but the error: no server id, no schema
+        assert reply == [[w.ERROR, code, w.ERROR_MESSAGES[code]]]
+        await rejected
+        assert detail in str(log.errors[0])
 
 
 async def test_truncated_frame_and_stalled_peers() -> None:

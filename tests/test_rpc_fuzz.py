@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import asyncmachine as am
 from asyncmachine import rpc
 from asyncmachine.rpc import _wire as w
+from rpc_doc_client import DocClient
 
 SCHEMA: am.Schema = {
     "Alpha": am.State(),
@@ -70,11 +71,8 @@ def junk(draw: st.DrawFn) -> tuple[bool, bytes]:
 
 
 async def _hello(stream: anyio.abc.SocketStream) -> None:
-    reader = w.FrameReader(stream, 1 << 20)
-    await reader.read(None, None)
-    msg = (w.C_HELLO, w.PROTOCOL_VERSION, "fuzz", w.schema_hash(NAMES), None)
-    await stream.send(w.encode(msg))
-    assert (await reader.read(None, None))[0] == w.WELCOME
+    welcome = await DocClient(stream).handshake(NAMES, label="fuzz")
+    assert welcome[0] == w.WELCOME
 
 
 async def _throw(port: int, after_hello: bool, data: bytes) -> None:

@@ -47,7 +47,8 @@ async def test_network_machine_follows_the_source(
     with anyio.fail_after(20):
         async with (
             am.Machine(schema, id="src") as src,
-            rpc.Server(src) as server,
+            # every state, Exception too: this tests the mirror, not permissions
+            rpc.Server(src, permissions=rpc.Permissions(deny=())) as server,
             rpc.Client("127.0.0.1", server.port, schema, id="prop") as client,
         ):
             net = client.net_mach

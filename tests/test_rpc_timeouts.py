@@ -30,11 +30,13 @@ async def fake_server(handler: Handler) -> AsyncIterator[int]:
 
     async def serve(stream: anyio.abc.SocketStream) -> None:
         async with stream:
-            nonce = b"n" * 16
-            await stream.send(w.encode((w.S_HELLO, w.PROTOCOL_VERSION, nonce, "fk")))
             reader = w.FrameReader(stream, 1 << 20)
-            await reader.read(None, None)
-            await stream.send(w.encode((w.WELCOME, "fake", [0, 0, 0], 0, 0)))
+            await reader.read(None, None)  # hello
+            nonce = b"n" * 32
+            await stream.send(w.encode((w.S_HELLO, w.PROTOCOL_VERSION, nonce, None)))
+            await reader.read(None, None)  # auth
+            welcome = (w.WELCOME, "sess", "fake", 64 << 20, [0, 0, 0], 0, 0)
+            await stream.send(w.encode(welcome))
             with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
                 await handler(stream, reader)
 
@@ -142,12 +144,11 @@ async def test_a_client_that_does_not_read_is_dropped_quietly() -> None:
         rpc.Server(src, send_timeout=0.2, outbox_size=2) as server,
         await anyio.connect_tcp("127.0.0.1", server.port) as peer,
     ):
-        reader = w.FrameReader(peer, 1 << 20)
-        await reader.read(None, None)
-        names = src.state_names
-        hello = (w.C_HELLO, w.PROTOCOL_VERSION, "deaf", w.schema_hash(names), None)
-        await peer.send(w.encode(hello))
-        await reader.read(None, None)  # welcome; then it stops reading
+        from rpc_doc_client import WELCOME, DocClient
+
+        doc = DocClient(peer)
+        welcome = await doc.handshake(src.state_names, label="deaf", max_frame=64 << 20)
+        assert welcome[0] == WELCOME  # then it stops reading
         gone = server.mach.when_ticks(SS.ClientDisconnected, 1)
         big = rpc.Payload("big", b"x" * (16 << 20))
         for _ in range(4):

@@ -21,12 +21,14 @@ from . import _wire as w
 from ._states import CLIENT_SCHEMA, ClientStates, ConsumerStates
 from ._wire import (
     AuthError,
+    DeniedError,
     NotConnectedError,
     Payload,
     ProtocolError,
     RemoteError,
     RpcError,
     SchemaMismatchError,
+    TLSError,
 )
 
 __all__ = ["Client", "NetMachine"]
@@ -43,17 +45,21 @@ _PERMANENT = {
     "schema": SchemaMismatchError,
     "auth": AuthError,
     "version": w.VersionError,
+    "tls": TLSError,
 }
 
 
 class _Call(am.WhenEvent):
     """A remote call in flight: set once its result (or error) is in."""
 
-    __slots__ = ("call_id", "deadline", "result", "sent")
+    __slots__ = ("call_id", "deadline", "result", "sent", "states")
 
-    def __init__(self, call_id: int, deadline: float) -> None:
+    def __init__(
+        self, call_id: int, deadline: float, states: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
         self.call_id = call_id
+        self.states = states
         self.deadline = deadline
         self.sent = False
         self.result: am.Result | BaseException | None = None
@@ -392,6 +398,7 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         secret: bytes | str | None = None,
+        tls_retries: int = 2,
         reconnect: bool = True,
         max_retries: int | None = None,
         backoff: float = 0.05,
@@ -403,7 +410,14 @@ class Client:
         log_level: am.LogLevel | int = am.LogLevel.NOTHING,
     ) -> None:
         self.id: str = id or os.urandom(4).hex()
-        """The client's id, sent to the server."""
+        """The client's name, sent to the server as a label (the server
+        tells sessions apart by `session_id`)."""
+        if not isinstance(self.id, str) or len(self.id) > w.MAX_LABEL:
+            raise ValueError(f"id must be a str of at most {w.MAX_LABEL} characters")
+        if max_frame < 64:
+            raise ValueError(f"max_frame must be at least 64 bytes, got {max_frame}")
+        if tls_retries < 0:
+            raise ValueError(f"tls_retries must be at least 0, got {tls_retries}")
         if consumer is not None and not consumer.has1(ConsumerStates.ServerPayload):
             raise am.StateNameError(ConsumerStates.ServerPayload, consumer.id)
         self.host = host
@@ -416,7 +430,14 @@ class Client:
         """Connect with TLS using this (client-side) context."""
         self.server_hostname = server_hostname
         """The host name to check the server's certificate against."""
-        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self._secret = w.check_secret(secret)
+        self.tls_retries = tls_retries
+        """Attempts after a TLS failure (a certificate that does not verify,
+        a server that does not speak TLS) before giving up; a server asking
+        for TLS from a plain client is not retried."""
+        self.session_id = ""
+        """The id the server gave this connection (after the handshake);
+        payload destinations address it."""
         self.reconnect = reconnect
         """Reconnect after a dropped connection or a failed attempt."""
         self.max_retries = max_retries
@@ -434,7 +455,9 @@ class Client:
         """Seconds between pings; a server silent for 3 of them in a row is
         dropped (None: no pings, no silence check)."""
         self.max_frame = max_frame
-        """The largest frame accepted, in bytes."""
+        """The largest frame accepted, in bytes; the server learns it and
+        does not send larger payloads."""
+        self._server_max_frame = max_frame
         self.mach: am.Machine = am.Machine(
             CLIENT_SCHEMA, id=f"rc-{self.id}", log_level=log_level
         )
@@ -487,12 +510,21 @@ class Client:
     async def _run(self) -> None:
         mach = self.mach
         failures = 0
+        tls_failures = 0
         while True:
             mach.add1(_CS.Connecting)
             try:
                 stream = await self._connect()
                 async with stream:
                     await self._session(stream)
+            except TLSError as exc:
+                self._disconnected(exc)
+                tls_failures += 1
+                final = tls_failures > self.tls_retries or not self._tls_retryable(exc)
+                mach.add_err_state(_CS.ErrRpc if final else _CS.ErrNetwork, exc)
+                if final:
+                    mach.add1(_CS.ConnRetryFailed)
+                    return
             except RpcError as exc:
                 permanent = isinstance(exc, tuple(_PERMANENT.values()))
                 self._disconnected(exc)
@@ -516,20 +548,38 @@ class Client:
 
     _was_ready = False
 
+    @staticmethod
+    def _tls_retryable(exc: TLSError) -> bool:
+        # the server's own "tls" error is an answer, not a failure to retry
+        return not isinstance(exc.__cause__, RemoteError)
+
     async def _connect(self) -> anyio.abc.ByteStream:
         with anyio.fail_after(self.connect_timeout):
             if self.ssl_context is None:
                 return await anyio.connect_tcp(self.host, self.port)
-            return await anyio.connect_tcp(
-                self.host,
-                self.port,
-                ssl_context=self.ssl_context,
-                tls_hostname=self.server_hostname or self.host,
-                tls_standard_compatible=False,
-            )
+            try:
+                return await anyio.connect_tcp(
+                    self.host,
+                    self.port,
+                    ssl_context=self.ssl_context,
+                    tls_hostname=self.server_hostname or self.host,
+                    tls_standard_compatible=False,
+                )
+            except ssl.SSLCertVerificationError as exc:
+                raise TLSError(
+                    f"the certificate of {self.host}:{self.port} did not verify: "
+                    f"{exc.verify_message or exc}",
+                    verify=True,
+                ) from exc
+            except ssl.SSLError as exc:
+                raise TLSError(
+                    f"TLS with {self.host}:{self.port} failed (does the server "
+                    f"speak TLS?): {exc}"
+                ) from exc
 
     def _disconnected(self, exc: BaseException) -> None:
         self._stream = None
+        self.session_id = ""
         self._syncing = False
         err = NotConnectedError(f"connection to {self.host}:{self.port} lost")
         err.__cause__ = exc
@@ -548,23 +598,12 @@ class Client:
         net = self.net_mach
         n = len(net.state_names)
         with anyio.fail_after(self.connect_timeout):
-            msg = self._check_error(await reader.read(None, None))
-            if msg[0] == w.S_HELLO and len(msg) > 1 and msg[1] != w.PROTOCOL_VERSION:
-                raise w.VersionError(
-                    f"the server speaks protocol version {msg[1]!r}, "
-                    f"the client {w.PROTOCOL_VERSION}"
-                )
-            w.expect(msg, w.S_HELLO, (int, bytes, str))
-            nonce = msg[2]
-            mac = w.auth_mac(self._secret, nonce) if self._secret is not None else None
-            await stream.send(
-                w.encode((w.C_HELLO, w.PROTOCOL_VERSION, self.id, self._hash, mac))
-            )
-            msg = self._check_error(await reader.read(None, None))
-            w.expect(msg, w.WELCOME, (str, list, int, int))
-            time = w.check_time(msg[2], n)
-        net.source_id = msg[1]
-        net._apply(enumerate(time), msg[4])
+            msg = await self._handshake(stream, reader)
+            time = w.check_time(msg[4], n)
+        self.session_id = msg[1]
+        self._server_max_frame = msg[3]
+        net.source_id = msg[2]
+        net._apply(enumerate(time), msg[6])
         self._stream = stream
         self._was_ready = True
         mach.add1(_CS.HandshakeDone)
@@ -592,12 +631,62 @@ class Client:
         assert self._session_error is not None
         raise self._session_error
 
+    async def _handshake(
+        self, stream: anyio.abc.ByteStream, reader: w.FrameReader
+    ) -> list[Any]:
+        """The client's side of the handshake (docs/rpc.md, "Handshake");
+        the WELCOME message. A server that cannot prove the secret gets
+        nothing but the hello."""
+        reader.max_frame = w.PRE_AUTH_MAX_FRAME
+        client_nonce = os.urandom(w.NONCE_SIZE)
+        label, hash_, max_frame = self.id, self._hash, self.max_frame
+        await stream.send(
+            w.encode(
+                (w.C_HELLO, w.PROTOCOL_VERSION, client_nonce, label, hash_, max_frame)
+            )
+        )
+        msg = self._check_error(await reader.read(None, None))
+        if msg[0] == w.S_HELLO and len(msg) > 1 and msg[1] != w.PROTOCOL_VERSION:
+            raise w.VersionError(
+                f"the server speaks protocol version {msg[1]!r}, "
+                f"the client {w.PROTOCOL_VERSION}"
+            )
+        w.expect(msg, w.S_HELLO, (int, bytes, (bytes, type(None))))
+        server_nonce, server_proof = msg[2], msg[3]
+        if len(server_nonce) != w.NONCE_SIZE:
+            raise ProtocolError(f"a nonce must have {w.NONCE_SIZE} bytes")
+        secret = self._secret
+        if secret is None:
+            if server_proof is not None:
+                raise AuthError("the server requires a shared secret")
+            proof = None
+        else:
+            if server_proof is None:
+                raise AuthError("the server does not prove the shared secret: refused")
+            transcript = w.transcript(
+                w.PROTOCOL_VERSION, client_nonce, server_nonce, label, hash_, max_frame
+            )
+            if not w.proof_ok(secret, b"server", transcript, server_proof):
+                raise AuthError(
+                    "the server's proof of the shared secret is wrong: refused"
+                )
+            proof = w.proof(secret, b"client", transcript)
+        await stream.send(w.encode((w.AUTH, proof)))
+        reader.max_frame = self.max_frame
+        msg = self._check_error(await reader.read(None, None))
+        w.expect(msg, w.WELCOME, (str, str, int, list, int, int))
+        if msg[3] < 64:
+            raise ProtocolError(f"bad max_frame {msg[3]}")
+        return msg
+
     def _check_error(self, msg: list[Any]) -> list[Any]:
         if msg[0] == w.ERROR:
             w.expect(msg, w.ERROR, (str, str))
             cls = _PERMANENT.get(msg[1])
             if cls is not None:
-                raise cls(msg[2])
+                raise cls(f"the server refused: {msg[2]}") from RemoteError(
+                    msg[1], msg[2]
+                )
             raise RemoteError(msg[1], msg[2])
         return msg
 
@@ -635,12 +724,19 @@ class Client:
             done, self._after_sync = self._after_sync, []
             for call, result in done:
                 call.resolve(result)
+        elif kind == w.REFUSED:
+            w.expect(msg, w.REFUSED, (int, str))
+            call = self._calls.pop(msg[1], None)
+            if call is not None:
+                call.resolve(DeniedError(msg[2], call.states))
+            elif not 0 < msg[1] <= self._issued:
+                raise ProtocolError(f"a refusal of an unknown call {msg[1]}")
         elif kind == w.PONG:
             w.expect(msg, w.PONG, (int,))
             self.mach.add1(_CS.Heartbeat)
         elif kind == w.PAYLOAD:
             w.expect(msg, w.PAYLOAD, (str, str, object, str))
-            payload = Payload(msg[1], msg[3], msg[2], self.id, msg[4])
+            payload = Payload(msg[1], msg[3], msg[2], self.session_id, msg[4])
             self.mach.add1(_CS.ServerPayload, {"payload": payload})
             if self.consumer is not None:
                 self.consumer.add1(ConsumerStates.ServerPayload, {"payload": payload})
@@ -738,16 +834,16 @@ class Client:
         wire_args = args_to_wire(args or {})
         call_id = next(self._ids)
         frame = w.encode((w.MUTATE, call_id, op, list(called), wire_args))
-        if len(frame) - 4 > self.max_frame:
+        limit = min(self.max_frame, self._server_max_frame)
+        if len(frame) - 4 > limit:
             raise ValueError(
-                f"the mutation is {len(frame) - 4} bytes, over max_frame "
-                f"{self.max_frame}"
+                f"the mutation is {len(frame) - 4} bytes, over max_frame {limit}"
             )
         if self._stream is None:
             raise NotConnectedError(f"not connected to {self.host}:{self.port}")
         timeout = self.call_timeout
         deadline = math.inf if timeout is None else anyio.current_time() + timeout
-        call = _Call(call_id, deadline)
+        call = _Call(call_id, deadline, called)
         self._calls[call_id] = call
         self._issued = call_id
         if deadline < self._timer_at:

@@ -23,12 +23,21 @@ class ServerStates(am.StatesBase):
     Ready: str = am.state()
     """The server is ready (auto, requires RpcReady)."""
     ClientConnected: str = am.state()
-    """A client finished its handshake (Multi, args: `client_id`)."""
+    """A client finished its handshake (Multi, args: `client_id` (its
+    label), `session_id`)."""
     ClientDisconnected: str = am.state()
-    """A client's connection closed (Multi, args: `client_id`)."""
+    """A client's connection closed (Multi, args: `client_id`,
+    `session_id`)."""
     ClientRejected: str = am.state()
     """A peer was refused or dropped for an error (Multi, args: `client_id`,
-    `error`); the other clients and the source machine are not affected."""
+    `session_id` ("" before the handshake), `error` (the details the peer
+    does not get)); the other clients and the source are not affected."""
+    MutationRefused: str = am.state()
+    """A client's mutation was refused by its permissions or rate limit
+    (Multi, args: `session_id`, `code`, `states`)."""
+    AcceptFailed: str = am.state()
+    """Accepting a connection failed (e.g. out of file descriptors); the
+    server backs off and keeps serving (Multi, args: `error`)."""
     HasClients: str = am.state()
     """At least one client is connected."""
     MetricSync: str = am.state()
@@ -55,6 +64,8 @@ SERVER_SCHEMA: Final[am.Schema] = {
     ServerStates.ClientConnected: am.State(multi=True),
     ServerStates.ClientDisconnected: am.State(multi=True),
     ServerStates.ClientRejected: am.State(multi=True),
+    ServerStates.MutationRefused: am.State(multi=True),
+    ServerStates.AcceptFailed: am.State(multi=True),
     ServerStates.HasClients: am.State(require=[ServerStates.RpcReady]),
     ServerStates.MetricSync: am.State(multi=True),
     am.EXCEPTION: am.State(multi=True),

@@ -3,7 +3,8 @@
 A frame is a 4-byte big-endian length followed by that many bytes of one
 msgpack value, always an array whose first item is the message kind. The
 protocol version travels in both hellos; a peer speaking another version
-is refused.
+is refused. The handshake and its proofs are specified in docs/rpc.md
+("Wire format"); this module is the reference implementation.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 __all__ = [
     "AuthError",
+    "DeniedError",
     "FrameReader",
     "NotConnectedError",
     "Payload",
@@ -34,21 +36,31 @@ __all__ = [
     "RemoteError",
     "RpcError",
     "SchemaMismatchError",
+    "TLSError",
     "VersionError",
     "checksum",
     "schema_hash",
 ]
 
-PROTOCOL_VERSION: Final = 2
+PROTOCOL_VERSION: Final = 3
 DEFAULT_MAX_FRAME: Final = 1 << 20
+PRE_AUTH_MAX_FRAME: Final = 1024
+"""The largest frame either side accepts before the handshake is done."""
+NONCE_SIZE: Final = 32
+MAX_LABEL: Final = 128
+"""The longest client label (characters) a server keeps."""
 _HEADER = struct.Struct(">I")
-_MAC_CONTEXT: Final = b"asyncmachine-rpc-v1"
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_MAC_CONTEXT: Final = b"asyncmachine-rpc"
 _SUM_MASK: Final = 0xFFFFFFFF
 
 # message kinds
-S_HELLO: Final = 0  # server: [kind, version, nonce, server_id]
-C_HELLO: Final = 1  # client: [kind, version, client_id, schema_hash, mac|None]
-WELCOME: Final = 2  # server: [kind, source_id, time, checksum, queue_tick]
+S_HELLO: Final = 0  # server: [kind, version, server_nonce, server_proof|None]
+# client: [kind, version, client_nonce, label, schema_hash, max_frame]
+C_HELLO: Final = 1
+# server: [kind, session_id, source_id, max_frame, time, checksum, queue_tick]
+WELCOME: Final = 2
 ERROR: Final = 3  # both: [kind, code, message]
 MUTATE: Final = 4  # client: [kind, call_id, op, [states], args]
 # server: [kind, call_id, result, [index, tick, ...], checksum, queue_tick]
@@ -59,10 +71,31 @@ FULL: Final = 8  # server: [kind, time, checksum, queue_tick]
 PING: Final = 9  # client: [kind, n]
 PONG: Final = 10  # server: [kind, n]
 PAYLOAD: Final = 11  # server: [kind, name, source, data, token]
+AUTH: Final = 12  # client: [kind, client_proof|None]
+REFUSED: Final = 13  # server: [kind, call_id, code]
 
 # mutation ops of MUTATE
 OP_ADD, OP_REMOVE, OP_SET, OP_CAN_ADD, OP_CAN_REMOVE = 0, 1, 2, 3, 4
 OP_MAX: Final = OP_CAN_REMOVE
+
+ERROR_MESSAGES: Final = {
+    "protocol": "the message breaks the protocol",
+    "args": "the mutation's args were refused",
+    "schema": "schema mismatch: the client's schema does not match the source's",
+    "auth": "authentication failed",
+    "version": f"the server speaks protocol version {PROTOCOL_VERSION}",
+    "timeout": "the peer took too long",
+    "slow": "the client reads too slowly",
+    "busy": "too many connections",
+    "tls": "the server requires TLS",
+    "internal": "internal server error",
+}
+"""The fixed text an ERROR frame carries for each code: details of what
+went wrong stay in the server's log."""
+
+REFUSAL_CODES: Final = ("denied", "read_only", "rate")
+"""Codes of a REFUSED frame: one mutation was refused, the connection
+stays."""
 
 
 class RpcError(Exception):
@@ -87,6 +120,32 @@ class AuthError(RpcError):
     """The shared secret did not match (or one side has none)."""
 
     code = "auth"
+
+
+class TLSError(RpcError):
+    """TLS failed: the certificate did not verify, or one side speaks TLS
+    and the other does not."""
+
+    code = "tls"
+
+    def __init__(self, message: str, *, verify: bool = False) -> None:
+        super().__init__(message)
+        self.verify = verify
+        """True for a certificate verification failure."""
+
+
+class DeniedError(RpcError):
+    """The server refused one mutation: the state is not allowed to this
+    client (`denied`), the client is read-only (`read_only`) or over its
+    mutation rate (`rate`). The connection stays; the source is unchanged."""
+
+    def __init__(self, code: str, states: Sequence[str] = ()) -> None:
+        what = " ".join(states)
+        super().__init__(f"{code}: the server refused the mutation of {what}")
+        self.code = code
+        """denied, read_only or rate."""
+        self.states = tuple(states)
+        """The states of the refused call."""
 
 
 class VersionError(RpcError):
@@ -116,7 +175,9 @@ class Payload:
 
     `data` must be plain data msgpack can carry (None, bool, int, float,
     str, bytes, lists and str-keyed dicts of those). An empty
-    `destination` sends to every client, else to the client of that id.
+    `destination` sends to every client, else to the client session of
+    that id (`Server.sessions`, `Client.session_id`): the server assigns
+    session ids, client names are only labels.
     """
 
     name: str
@@ -126,7 +187,7 @@ class Payload:
     source: str = ""
     """Id of the sending machine (filled in by the server when empty)."""
     destination: str = ""
-    """Id of the receiving client, or "" for all."""
+    """Session id of the receiving client, or "" for all."""
     token: str = ""
     """A random id of this delivery (filled in by the server)."""
 
@@ -142,14 +203,55 @@ def checksum(time: Sequence[int]) -> int:
     return sum(time) & _SUM_MASK
 
 
-def auth_mac(secret: bytes, nonce: bytes) -> bytes:
-    """The proof of the shared secret for one connection's nonce."""
-    return hmac.new(secret, _MAC_CONTEXT + nonce, hashlib.sha256).digest()
+def transcript(
+    version: int,
+    client_nonce: bytes,
+    server_nonce: bytes,
+    label: str,
+    schema_hash: str,
+    max_frame: int,
+) -> bytes:
+    """The handshake transcript both proofs cover (see docs/rpc.md)."""
+
+    def lp(data: bytes) -> bytes:
+        return _U32.pack(len(data)) + data
+
+    return b"".join(
+        (
+            lp(_MAC_CONTEXT),
+            _U32.pack(version),
+            lp(client_nonce),
+            lp(server_nonce),
+            lp(label.encode()),
+            lp(schema_hash.encode()),
+            _U64.pack(max_frame),
+        )
+    )
 
 
-def auth_ok(secret: bytes, nonce: bytes, mac: object) -> bool:
-    """Check a client's proof in constant time."""
-    return isinstance(mac, bytes) and hmac.compare_digest(auth_mac(secret, nonce), mac)
+def proof(secret: bytes, role: bytes, transcript: bytes) -> bytes:
+    """HMAC-SHA256 proof of the secret by `role` (b"server" or b"client")."""
+    return hmac.new(secret, role + b"\x00" + transcript, hashlib.sha256).digest()
+
+
+def proof_ok(secret: bytes, role: bytes, transcript: bytes, mac: object) -> bool:
+    """Check a peer's proof in constant time."""
+    return isinstance(mac, bytes) and hmac.compare_digest(
+        proof(secret, role, transcript), mac
+    )
+
+
+def check_secret(secret: bytes | str | None) -> bytes | None:
+    """A secret as bytes; an empty one is refused."""
+    if secret is None:
+        return None
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if not isinstance(secret, bytes):
+        raise TypeError(f"secret must be bytes, str or None, got {type(secret)}")
+    if not secret:
+        raise ValueError("secret must not be empty (None for no secret)")
+    return secret
 
 
 def encode(msg: Sequence[Any]) -> bytes:
@@ -161,12 +263,14 @@ def encode(msg: Sequence[Any]) -> bytes:
 class FrameReader:
     """Reads frames from a byte stream, enforcing the size limit."""
 
-    __slots__ = ("_buf", "_stream", "max_frame")
+    __slots__ = ("_buf", "_stream", "chunk", "max_frame")
 
     def __init__(self, stream: anyio.abc.ByteReceiveStream, max_frame: int) -> None:
         self._stream = stream
         self._buf = bytearray()
         self.max_frame = max_frame
+        self.chunk = 65536
+        """The most bytes read at once (small before auth)."""
 
     def _next(self) -> list[Any] | None:
         buf = self._buf
@@ -186,7 +290,7 @@ class FrameReader:
 
     async def _fill(self) -> None:
         try:
-            self._buf += await self._stream.receive()
+            self._buf += await self._stream.receive(self.chunk)
         except anyio.EndOfStream:
             if self._buf:
                 raise anyio.IncompleteRead from None
