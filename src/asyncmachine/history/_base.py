@@ -434,11 +434,12 @@ class Store(abc.ABC):
         )
         return bool(await self.find_latest(mach_id, q, limit=1))
 
-    async def tick_at(self, mach_id: str, state: str, when: datetime) -> int | None:
+    async def tick_at(self, mach_id: str, state: str, when: datetime) -> int:
         """The tick of `state` at `when`, as the records tell it.
 
         The tick after the latest record at or before `when`; without one,
-        the tick before the first record after it; None for no records.
+        the tick before the first record after it; without any record, the
+        tick the machine had when tracking started.
         """
         rec = await self._record_of(mach_id)
         check_states([state], rec.tracked_states, rec.state_names, mach_id)
@@ -446,14 +447,15 @@ class Store(abc.ABC):
             rec, rec.tracked_states.index(state), to_micros(when)
         )
 
-    async def _tick_at(self, rec: MachineRecord, i: int, micros: int) -> int | None:
+    async def _tick_at(self, rec: MachineRecord, i: int, micros: int) -> int:
         t = await self._edge(rec, micros, True)
         if t is not None:
             return t.mtime_tracked[i]
         t = await self._edge(rec, micros, False)
         if t is not None:
             return t.mtime_tracked[i] - t.mtime_tracked_diff[i]
-        return None
+        # no records: the ticks as tracking found them
+        return rec.mtime[rec.state_names.index(rec.tracked_states[i])]
 
     async def _whole(
         self, mach_id: str, state: str, start: datetime, end: datetime, odd: int
@@ -461,7 +463,7 @@ class Store(abc.ABC):
         rec, lo, hi = await self._state_between(mach_id, state, start, end, False)
         i = rec.tracked_states.index(state)
         first = await self._tick_at(rec, i, lo)
-        if first is None or first & 1 != odd:
+        if first & 1 != odd:
             return False
         # ticks only grow: the same tick at both ends means no change between
         return await self._tick_at(rec, i, hi) == first

@@ -180,7 +180,8 @@ class SqlStore(Store):
     database raise `HistoryError` and are left as they are. Captures wait in
     a queue (at most `max_pending`; beyond, new ones are dropped and counted
     in `dropped`) for the writer thread, which wakes every `flush_interval`
-    seconds and writes them in one transaction.
+    seconds and writes them in one transaction. `create=False` opens only
+    an existing history database.
     """
 
     def __init__(
@@ -189,6 +190,7 @@ class SqlStore(Store):
         *,
         flush_interval: float = 0.05,
         max_pending: int = 1_000_000,
+        create: bool = True,
         echo: bool = False,
     ) -> None:
         if "://" not in url:
@@ -211,9 +213,11 @@ class SqlStore(Store):
         self._closed = False
         self._writer: threading.Thread | None = None
         try:
+            if not create:
+                self._check_exists(url)
             self._engine = self._create_engine(url, echo)
             with self._engine.begin() as conn:
-                self._migrate(conn)
+                self._migrate(conn, create)
         except HistoryError:
             self._dispose_engine()
             raise
@@ -263,7 +267,17 @@ class SqlStore(Store):
         if engine is not None:
             engine.dispose()
 
-    def _migrate(self, conn: Connection) -> None:
+    @staticmethod
+    def _check_exists(url: str) -> None:
+        sa_url = sa.engine.make_url(url)
+        if sa_url.get_backend_name() == "sqlite":
+            import os
+
+            path = sa_url.database or ""
+            if not os.path.isfile(path):
+                raise HistoryError(f"no history database at {path}")
+
+    def _migrate(self, conn: Connection, create: bool = True) -> None:
         names = set(sa.inspect(conn).get_table_names())
         ours = {t.name for t in _TABLES}
         if meta.name in names:
@@ -280,6 +294,8 @@ class SqlStore(Store):
             )
         else:
             version = 0
+            if not create:
+                raise HistoryError(f"{self.url}: no history tables in this database")
         if version > SCHEMA_VERSION:
             raise HistoryError(
                 f"{self.url}: history schema version {version} is newer than "
