@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import compress, repeat
+from operator import and_ as _and
+from operator import sub as _sub
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -25,29 +29,24 @@ from ._records import (
 
 if TYPE_CHECKING:
     from .._machine import CoreMachine
+    from .._transition import Transition
+
+_ones = repeat(1)
 
 __all__ = ["Builder", "Raw", "Store", "compile_query", "schema_to_json"]
 
-# what the tracer captures on the hot path, turned into a Record later:
-# (htime µs, mutation type, called, ticks before, ticks after, accepted,
-#  auto, queue len, queued at, executed at, tx id, mapped args or None,
-#  machine tick, queue tick)
-Raw = tuple[
-    int,
-    int,
-    tuple[str, ...],
-    tuple[int, ...],
-    tuple[int, ...],
-    bool,
-    bool,
-    int,
-    int,
-    int,
-    str,
-    "dict[str, str] | None",
-    int,
-    int,
-]
+# what the tracer captures on the hot path, turned into a record later by
+# the store's writer: (builder, htime µs, the transition, ticks after, queue
+# tick, queue length, processed queue tick)
+Raw = tuple["Builder", int, "Transition", tuple[int, ...], int, int, int]
+
+# a times row: machine id, id, mutation type, htime µs, mtime sum, tracked
+# sum, diff sum, tracked diff sum, record diff sum, tracked ticks (csv),
+# tracked diffs (csv), machine tick, active mask, changed mask
+TimeRow = tuple[str, int, int, int, int, int, int, int, int, str, str, int, int, int]
+# a transitions row: machine id, time id, transition id, auto, accepted,
+# check, queue len, queued at, executed at, called (csv), args (json)
+TxRow = tuple[str, int, str, bool, bool, bool, int, int, int, str, str]
 
 
 def schema_to_json(schema: Mapping[str, State]) -> dict[str, Any]:
@@ -77,10 +76,15 @@ class Builder:
     """
 
     __slots__ = (
+        "all_tracked",
+        "args_mapper",
+        "bits",
+        "index",
+        "last_sync_micros",
+        "mach_tick_now",
         "first_tracking",
         "last_micros",
         "last_sum",
-        "last_sync",
         "last_tracking",
         "mach_id",
         "mach_tick",
@@ -107,9 +111,15 @@ class Builder:
         self.tracked = rec.tracked_states
         index = {n: i for i, n in enumerate(rec.state_names)}
         self.tracked_idx = tuple(index[n] for n in rec.tracked_states)
+        self.index = index
+        self.all_tracked = len(self.tracked_idx) == len(rec.state_names)
+        self.bits = tuple(1 << i for i in range(len(self.tracked_idx)))
         self.first_tracking = rec.first_tracking
         self.last_tracking = rec.last_tracking
-        self.last_sync = rec.last_sync
+        self.last_sync_micros = to_micros(rec.last_sync)
+        # set by the tracer: the machine's import count and args mapper
+        self.mach_tick_now = rec.mach_tick
+        self.args_mapper: Callable[[Mapping[str, Any]], dict[str, str]] | None = None
         self.mtime = rec.mtime
         self.mtime_sum = rec.mtime_sum
         self.mach_tick = rec.mach_tick
@@ -120,7 +130,7 @@ class Builder:
         self.last_sum = last_sum
         self.store_tx = store_tx
         # records keep their recording order in human time too
-        self.last_micros = to_micros(rec.last_sync)
+        self.last_micros = self.last_sync_micros
 
     def record(self) -> MachineRecord:
         """The machine record as of the last built record."""
@@ -130,7 +140,7 @@ class Builder:
             tracked_states=self.tracked,
             first_tracking=self.first_tracking,
             last_tracking=self.last_tracking,
-            last_sync=self.last_sync,
+            last_sync=from_micros(self.last_sync_micros),
             mtime=self.mtime,
             mtime_sum=self.mtime_sum,
             mach_tick=self.mach_tick,
@@ -140,62 +150,62 @@ class Builder:
             schema=self.schema,
         )
 
-    def build(self, raw: Raw) -> Record:
-        """The next record, from one capture; advances the machine record."""
-        (
-            micros,
-            mtype,
-            called,
-            before,
-            after,
-            accepted,
-            auto,
-            qlen,
-            queued_at,
-            executed_at,
-            tx_id,
-            args,
-            mach_tick,
-            queue_tick,
-        ) = raw
+    def row(self, raw: Raw) -> tuple[TimeRow, TxRow | None]:
+        """The next record as table rows; advances the machine record."""
+        _, micros, tx, after, queue_tick, qlen, processed = raw
         if micros < self.last_micros:
             micros = self.last_micros
         self.last_micros = micros
+        before = tuple(tx.clock_before.values())
         idx = self.tracked_idx
-        tr_after = tuple([after[i] for i in idx])
-        tr_diff = tuple([after[i] - before[i] for i in idx])
+        if self.all_tracked:
+            tr_after = after
+            tr_before = before
+        else:
+            tr_after = tuple([after[i] for i in idx])
+            tr_before = tuple([before[i] for i in idx])
+        tr_diff = tuple(map(_sub, tr_after, tr_before))
+        bits = self.bits
         total = sum(after)
-        tracked_sum = sum(tr_after)
         rid = self.next_id
         last = self.last_sum
-        htime = from_micros(micros)
-        time = TimeRecord(
-            id=rid,
-            mut_type=MutationType(mtype),
-            mtime_sum=total,
-            mtime_tracked_sum=tracked_sum,
-            mtime_diff_sum=total - sum(before),
-            mtime_tracked_diff_sum=sum(tr_diff),
-            mtime_record_diff_sum=0 if last is None else total - last,
-            htime=htime,
-            mtime_tracked=tr_after,
-            mtime_tracked_diff=tr_diff,
-            mach_tick=mach_tick,
+        mut = tx.mutation
+        mach_tick = self.mach_tick_now
+        time_row: TimeRow = (
+            self.mach_id,
+            rid,
+            int(mut.type),
+            micros,
+            total,
+            sum(tr_after),
+            total - sum(before),
+            sum(tr_diff),
+            0 if last is None else total - last,
+            ",".join(map(str, tr_after)),
+            ",".join(map(str, tr_diff)),
+            mach_tick,
+            sum(compress(bits, map(_and, tr_after, _ones))),
+            sum(compress(bits, tr_diff)),
         )
-        tx = None
+        tx_row: TxRow | None = None
         if self.store_tx:
-            index = {n: i for i, n in enumerate(self.names)}
-            tx = TransitionRecord(
-                transition_id=tx_id,
-                time_record_id=rid,
-                is_auto=auto,
-                is_accepted=accepted,
-                is_check=False,
-                queue_len=qlen,
-                queued_at=queued_at,
-                executed_at=executed_at,
-                called=tuple(index[n] for n in called),
-                arguments=args or {},
+            index = self.index
+            mapper = self.args_mapper
+            args = mut.args
+            mapped = mapper(args) if mapper is not None and args else {}
+            qt = mut.queue_tick
+            tx_row = (
+                self.mach_id,
+                rid,
+                tx.id,
+                mut.auto,
+                tx.is_accepted,
+                False,
+                qlen,
+                qt,
+                processed if qt else 0,
+                ",".join([str(index[n]) for n in mut.called]),
+                json.dumps(mapped),
             )
         self.next_id = rid + 1
         self.last_sum = total
@@ -203,8 +213,49 @@ class Builder:
         self.mtime_sum = total
         self.mach_tick = mach_tick
         self.queue_tick = queue_tick
-        self.last_sync = htime
-        return Record(time, tx)
+        self.last_sync_micros = micros
+        return time_row, tx_row
+
+    def build(self, raw: Raw) -> Record:
+        """The next record, as objects; advances the machine record."""
+        t, x = self.row(raw)
+        time = TimeRecord(
+            id=t[1],
+            mut_type=MutationType(t[2]),
+            mtime_sum=t[4],
+            mtime_tracked_sum=t[5],
+            mtime_diff_sum=t[6],
+            mtime_tracked_diff_sum=t[7],
+            mtime_record_diff_sum=t[8],
+            htime=from_micros(t[3]),
+            mtime_tracked=ints(t[9]),
+            mtime_tracked_diff=ints(t[10]),
+            mach_tick=t[11],
+        )
+        if x is None:
+            return Record(time)
+        return Record(time, tx_record(t[1], x))
+
+
+def ints(text: str) -> tuple[int, ...]:
+    """`"1,2,3"` as `(1, 2, 3)`."""
+    return tuple(map(int, text.split(","))) if text else ()
+
+
+def tx_record(rid: int, x: Any) -> TransitionRecord:
+    """A TransitionRecord from a transitions row (from the tx id on)."""
+    return TransitionRecord(
+        transition_id=x[2],
+        time_record_id=rid,
+        is_auto=bool(x[3]),
+        is_accepted=bool(x[4]),
+        is_check=bool(x[5]),
+        queue_len=x[6],
+        queued_at=x[7],
+        executed_at=x[8],
+        called=ints(x[9]),
+        arguments=json.loads(x[10]),
+    )
 
 
 def compile_query(
@@ -296,7 +347,7 @@ class Store(abc.ABC):
         """Register (or resume) `mach`; its Builder. Raises on a mismatch."""
 
     @abc.abstractmethod
-    def _sink(self, builder: Builder, raw: Raw) -> None:
+    def _sink(self, raw: Raw) -> None:
         """Take one capture (hot path: must not block)."""
 
     # ------------------------------------------------------------ reading

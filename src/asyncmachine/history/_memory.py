@@ -57,7 +57,8 @@ class MemoryStore(Store):
             self._machines[mach.id] = entry
             return entry.builder
 
-    def _sink(self, builder: Builder, raw: Raw) -> None:
+    def _sink(self, raw: Raw) -> None:
+        builder = raw[0]
         rec = builder.build(raw)
         entry = self._machines.get(builder.mach_id)
         if entry is not None and entry.builder is builder:

@@ -25,11 +25,15 @@ from ._base import (
     Builder,
     Raw,
     Store,
+    TimeRow,
+    TxRow,
     compile_query,
+    ints,
     new_machine_record,
     resume_machine_record,
     schema_from_json,
     schema_to_json,
+    tx_record,
 )
 from ._records import (
     Config,
@@ -133,20 +137,11 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 """The database schema version this asyncmachine writes."""
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",")) if text else ()
-
-
-def _csv(values: tuple[int, ...]) -> str:
-    return ",".join(map(str, values))
-
-
-def _mask(values: tuple[int, ...], odd: bool) -> int:
-    m = 0
-    for i, v in enumerate(values):
-        if v & 1 if odd else v:
-            m |= 1 << i
-    return m
+def _insert_sql(table: sa.Table, mark: str) -> str:
+    """A plain INSERT of every column, in column order, for executemany."""
+    cols = ", ".join(c.name for c in table.columns)
+    marks = ", ".join([mark] * len(table.columns))
+    return f"INSERT INTO {table.name} ({cols}) VALUES ({marks})"
 
 
 class _Flush:
@@ -205,7 +200,7 @@ class SqlStore(Store):
         """Records written so far."""
         self.error: BaseException | None = None
         """The last write error (None once a later write succeeded)."""
-        self._pending: deque[tuple[Builder, Raw] | _Flush] = deque()
+        self._pending: deque[Raw | _Flush] = deque()
         self._builders: dict[str, Builder] = {}
         self._max: dict[str, int | None] = {}
         self._wake = threading.Event()
@@ -216,6 +211,9 @@ class SqlStore(Store):
             if not create:
                 self._check_exists(url)
             self._engine = self._create_engine(url, echo)
+            mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            self._insert_times = _insert_sql(times, mark)
+            self._insert_txs = _insert_sql(transitions, mark)
             with self._engine.begin() as conn:
                 self._migrate(conn, create)
         except HistoryError:
@@ -335,7 +333,7 @@ class SqlStore(Store):
             first_tracking=from_micros(row.first_tracking),
             last_tracking=from_micros(row.last_tracking),
             last_sync=from_micros(row.last_sync),
-            mtime=_ints(row.mtime),
+            mtime=ints(row.mtime),
             mtime_sum=row.mtime_sum,
             mach_tick=row.mach_tick,
             queue_tick=row.queue_tick,
@@ -358,7 +356,7 @@ class SqlStore(Store):
             "first_tracking": to_micros(rec.first_tracking),
             "last_tracking": to_micros(rec.last_tracking),
             "last_sync": to_micros(rec.last_sync),
-            "mtime": _csv(rec.mtime),
+            "mtime": ",".join(map(str, rec.mtime)),
             "mtime_sum": rec.mtime_sum,
             "mach_tick": rec.mach_tick,
             "queue_tick": rec.queue_tick,
@@ -415,12 +413,12 @@ class SqlStore(Store):
 
     # ------------------------------------------------------------ writing
 
-    def _sink(self, builder: Builder, raw: Raw) -> None:
+    def _sink(self, raw: Raw) -> None:
         pending = self._pending
         if len(pending) >= self.max_pending:
             self.dropped += 1
             return
-        pending.append((builder, raw))
+        pending.append(raw)
 
     def _start_writer(self) -> None:
         if self._writer is None:
@@ -444,7 +442,7 @@ class SqlStore(Store):
         """Write everything queued; set the flush markers met on the way."""
         pending = self._pending
         while pending:
-            batch: list[tuple[Builder, Raw]] = []
+            batch: list[Raw] = []
             flushes: list[_Flush] = []
             while pending and len(batch) < 50_000:
                 item = pending.popleft()
@@ -457,56 +455,24 @@ class SqlStore(Store):
                 f.error = error
                 f.done.set()
 
-    def _write_batch(self, batch: list[tuple[Builder, Raw]]) -> BaseException | None:
-        time_rows: list[dict[str, Any]] = []
-        tx_rows: list[dict[str, Any]] = []
+    def _write_batch(self, batch: list[Raw]) -> BaseException | None:
+        time_rows: list[TimeRow] = []
+        tx_rows: list[TxRow] = []
         touched: dict[str, Builder] = {}
-        for builder, raw in batch:
-            rec = builder.build(raw)
-            t = rec.time
-            mid = builder.mach_id
-            touched[mid] = builder
-            time_rows.append(
-                {
-                    "machine_id": mid,
-                    "id": t.id,
-                    "mut_type": int(t.mut_type),
-                    "htime": to_micros(t.htime),
-                    "mtime_sum": t.mtime_sum,
-                    "mtime_tracked_sum": t.mtime_tracked_sum,
-                    "mtime_diff_sum": t.mtime_diff_sum,
-                    "mtime_tracked_diff_sum": t.mtime_tracked_diff_sum,
-                    "mtime_record_diff_sum": t.mtime_record_diff_sum,
-                    "mtime_tracked": _csv(t.mtime_tracked),
-                    "mtime_tracked_diff": _csv(t.mtime_tracked_diff),
-                    "mach_tick": t.mach_tick,
-                    "active_mask": _mask(t.mtime_tracked, True),
-                    "changed_mask": _mask(t.mtime_tracked_diff, False),
-                }
-            )
-            tx = rec.transition
-            if tx is not None:
-                tx_rows.append(
-                    {
-                        "machine_id": mid,
-                        "time_id": t.id,
-                        "transition_id": tx.transition_id,
-                        "is_auto": tx.is_auto,
-                        "is_accepted": tx.is_accepted,
-                        "is_check": tx.is_check,
-                        "queue_len": tx.queue_len,
-                        "queued_at": tx.queued_at,
-                        "executed_at": tx.executed_at,
-                        "called": _csv(tx.called),
-                        "arguments": json.dumps(dict(tx.arguments)),
-                    }
-                )
+        add_time = time_rows.append
+        for raw in batch:
+            builder = raw[0]
+            t, x = builder.row(raw)
+            add_time(t)
+            if x is not None:
+                tx_rows.append(x)
+            touched[builder.mach_id] = builder
         for attempt in range(3):
             try:
                 with self._lock, self._engine.begin() as conn:
-                    conn.execute(times.insert(), time_rows)
+                    conn.exec_driver_sql(self._insert_times, time_rows)
                     if tx_rows:
-                        conn.execute(transitions.insert(), tx_rows)
+                        conn.exec_driver_sql(self._insert_txs, tx_rows)
                     for mid, builder in touched.items():
                         mrec = builder.record()
                         conn.execute(
@@ -643,8 +609,8 @@ class SqlStore(Store):
             mtime_tracked_diff_sum=row.mtime_tracked_diff_sum,
             mtime_record_diff_sum=row.mtime_record_diff_sum,
             htime=from_micros(row.htime),
-            mtime_tracked=_ints(row.mtime_tracked),
-            mtime_tracked_diff=_ints(row.mtime_tracked_diff),
+            mtime_tracked=ints(row.mtime_tracked),
+            mtime_tracked_diff=ints(row.mtime_tracked_diff),
             mach_tick=row.mach_tick,
         )
 
@@ -652,17 +618,21 @@ class SqlStore(Store):
     def _transition(row: Any) -> TransitionRecord | None:
         if row.transition_id is None:
             return None
-        return TransitionRecord(
-            transition_id=row.transition_id,
-            time_record_id=row.id,
-            is_auto=bool(row.is_auto),
-            is_accepted=bool(row.is_accepted),
-            is_check=bool(row.is_check),
-            queue_len=row.queue_len,
-            queued_at=row.queued_at,
-            executed_at=row.executed_at,
-            called=_ints(row.called),
-            arguments=json.loads(row.arguments),
+        return tx_record(
+            row.id,
+            (
+                None,
+                None,
+                row.transition_id,
+                row.is_auto,
+                row.is_accepted,
+                row.is_check,
+                row.queue_len,
+                row.queued_at,
+                row.executed_at,
+                row.called,
+                row.arguments,
+            ),
         )
 
     async def _find(

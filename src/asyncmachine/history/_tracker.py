@@ -68,11 +68,12 @@ class History(Tracer):
         self.tracked_states: tuple[str, ...] = tuple(n for n in names if n in wanted)
         """The states whose ticks the records keep, in state order."""
         self._filtered = bool(config.called or config.changed)
-        self._store_tx = config.store_transitions
         self._rejected = config.track_rejected
         self._builder: Builder = store._attach(
             mach, config, self.tracked_states, self._clock()
         )
+        # the args mapper as bound now (read by the store's writer)
+        self._builder.args_mapper = mach.log_args_mapper
         self._sink = store._sink
         self._detached = False
 
@@ -100,41 +101,23 @@ class History(Tracer):
 
     def transition_end(self, transition: Transition) -> None:
         """Capture the transition; the store builds and writes the record."""
-        mut = transition.mutation
-        if mut.is_check:
+        if transition.mutation.is_check:
             return
-        accepted = transition.is_accepted
-        if not accepted and not self._rejected:
+        if not transition.is_accepted and not self._rejected:
             return
         if self._filtered and not self._passes(transition):
             return
         mach = self._mach
-        if self._store_tx:
-            mapper = mach.log_args_mapper
-            args = mapper(mut.args) if mapper is not None and mut.args else {}
-            tx_id = transition.id
-        else:
-            args = None
-            tx_id = ""
-        qt = mut.queue_tick
         self._sink(
-            self._builder,
             (
+                self._builder,
                 self._clock(),
-                mut.type,
-                mut.called,
-                tuple(transition.clock_before.values()),
+                transition,
                 mach.time(),
-                accepted,
-                mut.auto,
-                mach.queue_len,
-                qt,
-                mach.queue_tick_processed if qt else 0,
-                tx_id,
-                args,
-                mach.machine_tick,
                 mach.queue_tick,
-            ),
+                mach.queue_len,
+                mach.queue_tick_processed,
+            )
         )
 
     def machine_dispose(self, machine_id: str) -> None:
