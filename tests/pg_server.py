@@ -9,6 +9,7 @@ the cluster belongs to `nobody` and every server command runs through
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import os
@@ -54,12 +55,26 @@ def _free_port() -> int:
         return port
 
 
+class NoServer(Exception):
+    """No PostgreSQL server can be started here (the message says why)."""
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of a PostgreSQL server started for this test session."""
+    try:
+        with pg_server() as url:
+            yield url
+    except NoServer as err:
+        pytest.skip(str(err))
+
+
+@contextlib.contextmanager
+def pg_server() -> Iterator[str]:
+    """Start a throwaway server on 127.0.0.1; its URL; stop it after."""
     bindir = find_bindir()
     if bindir is None:
-        pytest.skip(
+        raise NoServer(
             "no PostgreSQL server binaries: install the dev extra (pgserver) or "
             "a system PostgreSQL, or point AM_TEST_PG_BIN at its bin directory"
         )
@@ -69,7 +84,7 @@ def pg_url() -> Iterator[str]:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             shutil.rmtree(tmp)
-            pytest.skip("running as root and no setpriv to drop to nobody")
+            raise NoServer("running as root and no setpriv to drop to nobody")
         import pwd
 
         nobody = pwd.getpwnam("nobody")

@@ -55,13 +55,13 @@ async def store(
 
 
 class FakeClock:
-    """Microseconds the test sets; the tracer and the model read the same."""
+    """Time the test sets (µs); the tracer and the model read the same."""
 
     def __init__(self) -> None:
         self.now = 1_700_000_000_000_000
 
     def __call__(self) -> int:
-        return self.now
+        return self.now * 1000  # the tracer's clock is in nanoseconds
 
     def at(self, delta_ms: float) -> datetime:
         return from_micros(int(1_700_000_000_000_000 + delta_ms * 1000))
@@ -218,7 +218,7 @@ class Truth(am.Tracer):
         if transition.is_check or not transition.is_accepted:
             return
         after = transition.machine.clock()
-        self.txs.append((self.clock(), dict(transition.clock_before), after))
+        self.txs.append((self.clock.now, dict(transition.clock_before), after))
 
 
 def model_latest(

@@ -29,16 +29,15 @@ from ._records import (
 
 if TYPE_CHECKING:
     from .._machine import CoreMachine
-    from .._transition import Transition
 
 _ones = repeat(1)
 
 __all__ = ["Builder", "Raw", "Store", "compile_query", "schema_to_json"]
 
 # what the tracer captures on the hot path, turned into a record later by
-# the store's writer: (builder, htime µs, the transition, ticks after, queue
-# tick, queue length, processed queue tick)
-Raw = tuple["Builder", int, "Transition", tuple[int, ...], int, int, int]
+# the store's writer: (builder, htime ns, the transition, ticks after) and,
+# with store_transitions, (..., queue length, processed queue tick)
+Raw = tuple[Any, ...]
 
 # a times row: machine id, id, mutation type, htime µs, mtime sum, tracked
 # sum, diff sum, tracked diff sum, record diff sum, tracked ticks (csv),
@@ -94,6 +93,7 @@ class Builder:
         "next_id",
         "parent_id",
         "queue_tick",
+        "mach_ref",
         "schema",
         "store_tx",
         "tracked",
@@ -124,6 +124,8 @@ class Builder:
         self.mtime_sum = rec.mtime_sum
         self.mach_tick = rec.mach_tick
         self.queue_tick = rec.queue_tick
+        # the machine, for its queue tick when the machine record is taken
+        self.mach_ref: Callable[[], CoreMachine | None] = lambda: None
         self.next_id = rec.next_id
         self.parent_id = rec.parent_id
         self.schema = rec.schema
@@ -133,7 +135,14 @@ class Builder:
         self.last_micros = self.last_sync_micros
 
     def record(self) -> MachineRecord:
-        """The machine record as of the last built record."""
+        """The machine record as of the last built record.
+
+        The queue tick is the machine's own at this moment (when it is still
+        alive): the tracer does not copy it at every transition.
+        """
+        mach = self.mach_ref()
+        if mach is not None and not mach.disposed:
+            self.queue_tick = mach.queue_tick
         return MachineRecord(
             mach_id=self.mach_id,
             state_names=self.names,
@@ -150,9 +159,22 @@ class Builder:
             schema=self.schema,
         )
 
+    def skip(self, raw: Raw) -> None:
+        """Advance past a capture whose record is dropped before it is built."""
+        micros = raw[1] // 1000
+        if micros > self.last_micros:
+            self.last_micros = micros
+        after = raw[3]
+        self.next_id += 1
+        self.last_sum = self.mtime_sum = sum(after)
+        self.mtime = after
+        self.last_sync_micros = self.last_micros
+
     def row(self, raw: Raw) -> tuple[TimeRow, TxRow | None]:
         """The next record as table rows; advances the machine record."""
-        _, micros, tx, after, queue_tick, qlen, processed = raw
+        micros = raw[1] // 1000
+        tx = raw[2]
+        after = raw[3]
         if micros < self.last_micros:
             micros = self.last_micros
         self.last_micros = micros
@@ -194,6 +216,7 @@ class Builder:
             args = mut.args
             mapped = mapper(args) if mapper is not None and args else {}
             qt = mut.queue_tick
+            qlen, processed = raw[4], raw[5]
             tx_row = (
                 self.mach_id,
                 rid,
@@ -212,7 +235,6 @@ class Builder:
         self.mtime = after
         self.mtime_sum = total
         self.mach_tick = mach_tick
-        self.queue_tick = queue_tick
         self.last_sync_micros = micros
         return time_row, tx_row
 

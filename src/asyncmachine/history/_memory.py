@@ -17,18 +17,23 @@ __all__ = ["MemoryStore"]
 
 
 class _Entry:
-    __slots__ = ("builder", "records")
+    __slots__ = ("builder", "maxlen", "pending", "records")
 
     def __init__(self, builder: Builder, maxlen: int) -> None:
         self.builder = builder
+        self.maxlen = maxlen
         self.records: deque[Record] = deque(maxlen=maxlen)
+        # captures not built yet: records are built when read, and a capture
+        # rotated out before any read is never built
+        self.pending: deque[Raw] = deque()
 
 
 class MemoryStore(Store):
     """Records kept in memory, at most `max_records` per machine (the config's).
 
-    Like Go's in-process history, records are built in the transition
-    itself (a few microseconds); nothing survives the process.
+    A transition only stores its capture; records are built when first read
+    (a capture rotated out before any read costs nothing more). Nothing
+    survives the process.
     """
 
     def __init__(self) -> None:
@@ -42,6 +47,10 @@ class MemoryStore(Store):
             raise ValueError("MemoryStore is bounded: max_records cannot be None")
         with self._lock:
             old = self._machines.get(mach.id)
+            if old is not None:
+                pending = old.pending
+                while pending:
+                    old.records.append(old.builder.build(pending.popleft()))
             if old is None:
                 rec = new_machine_record(mach, config, tracked, now)
                 last_sum = None
@@ -58,28 +67,39 @@ class MemoryStore(Store):
             return entry.builder
 
     def _sink(self, raw: Raw) -> None:
-        builder = raw[0]
-        rec = builder.build(raw)
-        entry = self._machines.get(builder.mach_id)
-        if entry is not None and entry.builder is builder:
-            entry.records.append(rec)
+        entry = self._machines.get(raw[0].mach_id)
+        if entry is None or entry.builder is not raw[0]:
+            return
+        pending = entry.pending
+        if len(pending) >= entry.maxlen:
+            with self._lock:
+                if len(pending) >= entry.maxlen:
+                    entry.builder.skip(pending.popleft())
+        pending.append(raw)
+
+    def _materialize(self, entry: _Entry) -> None:
+        with self._lock:
+            pending = entry.pending
+            build = entry.builder.build
+            add = entry.records.append
+            while pending:
+                add(build(pending.popleft()))
 
     def _snapshot(self, mach_id: str) -> list[Record]:
         entry = self._machines.get(mach_id)
         if entry is None:
             return []
+        self._materialize(entry)
         with self._lock:
-            # a transition on another thread may append meanwhile: retry
-            while True:
-                try:
-                    return list(entry.records)
-                except RuntimeError:
-                    continue
+            return list(entry.records)
 
     async def machine_record(self, mach_id: str) -> MachineRecord | None:
         """The record of machine `mach_id`, or None if the store lacks it."""
         entry = self._machines.get(mach_id)
-        return None if entry is None else entry.builder.record()
+        if entry is None:
+            return None
+        self._materialize(entry)
+        return entry.builder.record()
 
     async def machine_ids(self) -> list[str]:
         """Ids of every machine in the store."""

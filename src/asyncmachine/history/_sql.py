@@ -101,6 +101,8 @@ times = sa.Table(
     # bit i: tracked state i is active after the transition / its tick changed
     sa.Column("active_mask", sa.BigInteger, nullable=False),
     sa.Column("changed_mask", sa.BigInteger, nullable=False),
+    # SQLite: the primary key is the table (no second b-tree to maintain)
+    sqlite_with_rowid=False,
 )
 transitions = sa.Table(
     "am_history_transitions",
@@ -117,10 +119,7 @@ transitions = sa.Table(
     sa.Column("called", sa.Text, nullable=False),
     sa.Column("arguments", sa.Text, nullable=False),
 )
-_INDEXES = (
-    sa.Index("am_history_times_htime", times.c.machine_id, times.c.htime),
-    sa.Index("am_history_times_mtime_sum", times.c.machine_id, times.c.mtime_sum),
-)
+_INDEXES = (sa.Index("am_history_times_htime", times.c.machine_id, times.c.htime),)
 _TABLES = (meta, machines, times, transitions)
 
 
@@ -211,7 +210,9 @@ class SqlStore(Store):
             if not create:
                 self._check_exists(url)
             self._engine = self._create_engine(url, echo)
-            mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            dialect = self._engine.dialect
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
             self._insert_times = _insert_sql(times, mark)
             self._insert_txs = _insert_sql(transitions, mark)
             with self._engine.begin() as conn:
@@ -470,9 +471,15 @@ class SqlStore(Store):
         for attempt in range(3):
             try:
                 with self._lock, self._engine.begin() as conn:
-                    conn.exec_driver_sql(self._insert_times, time_rows)
-                    if tx_rows:
-                        conn.exec_driver_sql(self._insert_txs, tx_rows)
+                    # the DB-API's executemany: SQLAlchemy's per-row parameter
+                    # handling costs more than the insert itself
+                    cur = conn.connection.cursor()
+                    try:
+                        cur.executemany(self._insert_times, time_rows)
+                        if tx_rows:
+                            cur.executemany(self._insert_txs, tx_rows)
+                    finally:
+                        cur.close()
                     for mid, builder in touched.items():
                         mrec = builder.record()
                         conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["History", "restore", "track"]
 
 M = TypeVar("M", bound="CoreMachine")
-
-
-def _micros() -> int:
-    return _time.time_ns() // 1000
 
 
 class History(Tracer):
@@ -46,7 +43,7 @@ class History(Tracer):
         self.config = config
         """The tracking config."""
         self._mach = mach
-        self._clock = clock if clock is not None else _micros
+        self._clock = clock if clock is not None else _time.time_ns
         names = mach.state_names
         if config.tracked_states is None:
             tracked = list(names)
@@ -68,12 +65,14 @@ class History(Tracer):
         self.tracked_states: tuple[str, ...] = tuple(n for n in names if n in wanted)
         """The states whose ticks the records keep, in state order."""
         self._filtered = bool(config.called or config.changed)
+        self._store_tx = config.store_transitions
         self._rejected = config.track_rejected
         self._builder: Builder = store._attach(
-            mach, config, self.tracked_states, self._clock()
+            mach, config, self.tracked_states, self._clock() // 1000
         )
         # the args mapper as bound now (read by the store's writer)
         self._builder.args_mapper = mach.log_args_mapper
+        self._builder.mach_ref = weakref.ref(mach)
         self._sink = store._sink
         self._detached = False
 
@@ -108,17 +107,19 @@ class History(Tracer):
         if self._filtered and not self._passes(transition):
             return
         mach = self._mach
-        self._sink(
-            (
-                self._builder,
-                self._clock(),
-                transition,
-                mach.time(),
-                mach.queue_tick,
-                mach.queue_len,
-                mach.queue_tick_processed,
+        if self._store_tx:
+            self._sink(
+                (
+                    self._builder,
+                    self._clock(),
+                    transition,
+                    mach.time(),
+                    mach.queue_len,
+                    mach.queue_tick_processed,
+                )
             )
-        )
+        else:
+            self._sink((self._builder, self._clock(), transition, mach.time()))
 
     def machine_dispose(self, machine_id: str) -> None:
         """The machine is gone: stop recording (the records stay)."""
@@ -186,8 +187,8 @@ def track(
 
     Options are `Config`'s fields (`called`, `changed`, `track_rejected`,
     `tracked_states`, `store_transitions`, `store_schema`, `max_records`,
-    ...), given as a `Config` or as keywords. `clock` returns microseconds
-    since the epoch (default: the system clock; tests pass their own).
+    ...), given as a `Config` or as keywords. `clock` returns nanoseconds
+    since the epoch (default: `time.time_ns`; tests pass their own).
     A machine already in the store continues its records; one whose states
     differ raises `am.SchemaError`.
     """
