@@ -204,6 +204,28 @@ async def test_tracking_resumes_and_restores(store: h.Store) -> None:
     assert rec.mtime == tuple(restored.time())
 
 
+async def test_machine_time_windows_after_a_reset(store: h.Store) -> None:
+    """A machine tracked again without a restore starts its time from 0."""
+    mid = new_id()
+    first = am.Machine(SCHEMA, id=mid)
+    hist = h.track(first, store)
+    for _ in range(4):
+        first.toggle1("C")
+    hist.dispose()
+    again = am.Machine(SCHEMA, id=mid)
+    h.track(again, store)
+    for _ in range(3):
+        again.toggle1("C")
+    window = h.Query(
+        start=h.ConditionTime(mtime_sum=1), end=h.ConditionTime(mtime_sum=3)
+    )
+    with anyio.fail_after(10):
+        recs = await store.find_latest(mid, window)
+        rec = await store.machine_record(mid)
+    assert [r.time.id for r in recs] == [7, 6, 5, 3, 2, 1]
+    assert rec is not None and not rec.mtime_monotonic
+
+
 # ---------------------------------------------------------------- model
 
 

@@ -339,3 +339,19 @@ async def test_reads_run_in_a_worker_thread(tmp_path: Path) -> None:
     # find_latest reads the machine record, then the records; count one
     assert len(seen) == 3
     assert threading.get_ident() not in seen
+
+
+def test_max_pending_drops_the_oldest_and_counts(tmp_path: Path) -> None:
+    with h.SqlStore(
+        str(tmp_path / "p.db"), flush_interval=3600, max_pending=3
+    ) as store:
+        mach = am.Machine(SCHEMA, id="p")
+        h.track(mach, store)
+        for _ in range(5):
+            mach.toggle1("C")
+        store._flush_sync()
+        assert store.dropped == 2
+        assert store.written == 3
+        recs = anyio.run(store.find_latest, "p")
+    # the ids go on across the dropped captures
+    assert [r.time.id for r in recs] == [5, 4, 3]

@@ -94,6 +94,7 @@ class Builder:
         "parent_id",
         "queue_tick",
         "mach_ref",
+        "monotonic",
         "schema",
         "store_tx",
         "tracked",
@@ -131,6 +132,7 @@ class Builder:
         self.schema = rec.schema
         self.last_sum = last_sum
         self.store_tx = store_tx
+        self.monotonic = rec.mtime_monotonic
         # records keep their recording order in human time too
         self.last_micros = self.last_sync_micros
 
@@ -157,6 +159,7 @@ class Builder:
             next_id=self.next_id,
             parent_id=self.parent_id,
             schema=self.schema,
+            mtime_monotonic=self.monotonic,
         )
 
     def skip(self, raw: Raw) -> None:
@@ -166,7 +169,10 @@ class Builder:
             self.last_micros = micros
         after = raw[3]
         self.next_id += 1
-        self.last_sum = self.mtime_sum = sum(after)
+        total = sum(after)
+        if self.last_sum is not None and total < self.last_sum:
+            self.monotonic = False
+        self.last_sum = self.mtime_sum = total
         self.mtime = after
         self.last_sync_micros = self.last_micros
 
@@ -191,6 +197,8 @@ class Builder:
         total = sum(after)
         rid = self.next_id
         last = self.last_sum
+        if last is not None and total < last:
+            self.monotonic = False
         mut = tx.mutation
         mach_tick = self.mach_tick_now
         time_row: TimeRow = (
@@ -368,9 +376,8 @@ class Store(abc.ABC):
     ) -> Builder:
         """Register (or resume) `mach`; its Builder. Raises on a mismatch."""
 
-    @abc.abstractmethod
-    def _sink(self, raw: Raw) -> None:
-        """Take one capture (hot path: must not block)."""
+    _sink: Callable[[Raw], None]
+    """Takes one capture (the hot path: must not block); set by each store."""
 
     # ------------------------------------------------------------ reading
 

@@ -39,6 +39,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._machines: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._sink = self._take
 
     def _attach(
         self, mach: CoreMachine, config: Config, tracked: tuple[str, ...], now: int
@@ -66,7 +67,7 @@ class MemoryStore(Store):
             self._machines[mach.id] = entry
             return entry.builder
 
-    def _sink(self, raw: Raw) -> None:
+    def _take(self, raw: Raw) -> None:
         entry = self._machines.get(raw[0].mach_id)
         if entry is None or entry.builder is not raw[0]:
             return

@@ -126,6 +126,9 @@ class MachineRecord:
     next_id: int
     parent_id: str = ""
     schema: Mapping[str, State] | None = None
+    mtime_monotonic: bool = True
+    """False once a record's machine time sum was below the previous one's
+    (a machine tracked again without being restored)."""
 
     def to_serialized(self) -> Any:
         """The record as `am.Serialized`, for `Machine.import_`."""

@@ -82,6 +82,9 @@ machines = sa.Table(
     sa.Column("queue_tick", sa.BigInteger, nullable=False),
     sa.Column("next_id", sa.BigInteger, nullable=False),
     sa.Column("max_records", sa.BigInteger, nullable=True),
+    # machine time sums never went down: a machine-time window may then be
+    # read in machine-time order (the same as the id order)
+    sa.Column("mtime_monotonic", sa.Boolean, nullable=False),
 )
 times = sa.Table(
     "am_history_times",
@@ -119,7 +122,10 @@ transitions = sa.Table(
     sa.Column("called", sa.Text, nullable=False),
     sa.Column("arguments", sa.Text, nullable=False),
 )
-_INDEXES = (sa.Index("am_history_times_htime", times.c.machine_id, times.c.htime),)
+_INDEXES = (
+    sa.Index("am_history_times_htime", times.c.machine_id, times.c.htime),
+    sa.Index("am_history_times_mtime_sum", times.c.machine_id, times.c.mtime_sum),
+)
 _TABLES = (meta, machines, times, transitions)
 
 
@@ -170,10 +176,10 @@ class SqlStore(Store):
 
     A plain file path (no `://`) means SQLite. SQLite runs in WAL mode.
     The database is migrated to `SCHEMA_VERSION` on open; a database of a
-    newer version, another application's tables, or a file that is no
+    newer version, history tables without a version, or a file that is no
     database raise `HistoryError` and are left as they are. Captures wait in
-    a queue (at most `max_pending`; beyond, new ones are dropped and counted
-    in `dropped`) for the writer thread, which wakes every `flush_interval`
+    a queue (at most `max_pending`, checked when the writer wakes; beyond it
+    the oldest are dropped and counted in `dropped`) for the writer thread, which wakes every `flush_interval`
     seconds and writes them in one transaction. `create=False` opens only
     an existing history database.
     """
@@ -200,9 +206,14 @@ class SqlStore(Store):
         self.error: BaseException | None = None
         """The last write error (None once a later write succeeded)."""
         self._pending: deque[Raw | _Flush] = deque()
+        # the tracers append straight to the queue; the writer enforces
+        # max_pending each time it wakes
+        self._sink = self._pending.append
         self._builders: dict[str, Builder] = {}
         self._max: dict[str, int | None] = {}
         self._wake = threading.Event()
+        self._markers = 0  # flush markers in the queue
+        self._mlock = threading.Lock()
         self._lock = threading.Lock()
         self._closed = False
         self._writer: threading.Thread | None = None
@@ -340,6 +351,7 @@ class SqlStore(Store):
             queue_tick=row.queue_tick,
             next_id=row.next_id,
             parent_id=row.parent_id,
+            mtime_monotonic=bool(row.mtime_monotonic),
             schema=None
             if row.schema is None
             else schema_from_json(json.loads(row.schema)),
@@ -362,6 +374,7 @@ class SqlStore(Store):
             "mach_tick": rec.mach_tick,
             "queue_tick": rec.queue_tick,
             "next_id": rec.next_id,
+            "mtime_monotonic": rec.mtime_monotonic,
         }
 
     def _attach(
@@ -414,13 +427,6 @@ class SqlStore(Store):
 
     # ------------------------------------------------------------ writing
 
-    def _sink(self, raw: Raw) -> None:
-        pending = self._pending
-        if len(pending) >= self.max_pending:
-            self.dropped += 1
-            return
-        pending.append(raw)
-
     def _start_writer(self) -> None:
         if self._writer is None:
             self._writer = threading.Thread(
@@ -439,15 +445,31 @@ class SqlStore(Store):
             if closed:
                 return
 
+    def _trim(self) -> None:
+        """Drop the oldest captures beyond `max_pending` (counted)."""
+        pending = self._pending
+        while len(pending) - self._markers > self.max_pending:
+            item = pending.popleft()
+            if isinstance(item, _Flush):
+                with self._mlock:
+                    self._markers -= 1
+                item.done.set()
+            else:
+                item[0].skip(item)
+                self.dropped += 1
+
     def _write_pending(self) -> None:
         """Write everything queued; set the flush markers met on the way."""
         pending = self._pending
+        self._trim()
         while pending:
             batch: list[Raw] = []
             flushes: list[_Flush] = []
             while pending and len(batch) < 50_000:
                 item = pending.popleft()
                 if isinstance(item, _Flush):
+                    with self._mlock:
+                        self._markers -= 1
                     flushes.append(item)
                     break
                 batch.append(item)
@@ -527,6 +549,8 @@ class SqlStore(Store):
             self._write_pending()
             return
         marker = _Flush()
+        with self._mlock:
+            self._markers += 1
         self._pending.append(marker)
         self._wake.set()
         marker.done.wait()
@@ -699,7 +723,17 @@ class SqlStore(Store):
             stmt = sa.select(*cols).select_from(j)
         else:
             stmt = sa.select(times)
-        stmt = stmt.where(*where).order_by(c.id.desc())
+        if s.htime is not None or e.htime is not None:
+            # human time grows with the id (the builder keeps it monotonic):
+            # this order lets the htime index serve both range and order
+            stmt = stmt.where(*where).order_by(c.htime.desc(), c.id.desc())
+        elif rec.mtime_monotonic and (
+            s.mtime_sum is not None or e.mtime_sum is not None
+        ):
+            # the same for machine time, while it only grew
+            stmt = stmt.where(*where).order_by(c.mtime_sum.desc(), c.id.desc())
+        else:
+            stmt = stmt.where(*where).order_by(c.id.desc())
         if limit and exact:
             stmt = stmt.limit(limit)
 
