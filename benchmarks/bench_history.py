@@ -3,10 +3,12 @@
 1. Recording: the toggle workload (``A`` and ``B`` remove each other;
    alternate ``add1("B")`` / ``add1("A")``) on an untracked machine and on
    machines tracked into a ``MemoryStore`` and into a ``SqlStore`` on SQLite
-   (a temp file, WAL). For the SQLite store: the mutation rate during a
-   burst (the writer thread running alongside, as in an application), the
-   end-to-end rate (the burst plus writing every record), and the writer's
-   own rate (a backlog written while the machine is idle).
+   (a temp file, WAL), and with a tracer that does nothing (the floor of any
+   transition tracer). For the SQLite store: the mutation rate during a
+   burst with the writer thread running alongside (as in an application),
+   the same with the writer idle (the tracer's own cost), the end-to-end
+   rate (the burst plus writing every record), and the writer's own rate
+   (a backlog written while the machine is idle).
 2. Queries: a machine of 6 states (mutations drawn at random, fixed seed)
    records N transitions (1,000,000 in the full run) into SQLite, and into
    PostgreSQL when a server can be started (the test suite's throwaway
@@ -86,8 +88,17 @@ def recording(n: int, repeat: int, tmp: Path) -> dict[str, float]:
     def keep(key: str, seconds: float) -> None:
         best[key] = min(best.get(key, float("inf")), seconds)
 
+    class NoopTracer(am.Tracer):
+        def transition_end(self, transition: am.Transition) -> None:
+            return None
+
     for r in range(repeat):
         keep("untracked", _toggle(_machine(), n))
+
+        # the floor of any transition tracer: the core builds Transitions
+        mach = _machine()
+        mach.bind_tracer(NoopTracer())
+        keep("no-op transition tracer (floor)", _toggle(mach, n))
 
         mach = _machine()
         h.track(mach, h.MemoryStore(), max_records=1000)
@@ -107,7 +118,7 @@ def recording(n: int, repeat: int, tmp: Path) -> dict[str, float]:
         with h.SqlStore(str(tmp / f"idle{r}.db"), flush_interval=3600) as store:
             mach = _machine()
             h.track(mach, store, max_records=None)
-            _toggle(mach, n)
+            keep("sqlite, writer idle during the burst", _toggle(mach, n))
             start = time.perf_counter()
             store._flush_sync()
             keep("sqlite writer alone", time.perf_counter() - start)
