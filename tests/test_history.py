@@ -204,6 +204,19 @@ async def test_tracking_resumes_and_restores(store: h.Store) -> None:
     assert rec.mtime == tuple(restored.time())
 
 
+async def test_store_schema(store: h.Store) -> None:
+    mach = am.Machine(SCHEMA, id=new_id())
+    h.track(mach, store, store_schema=True)
+    plain = am.Machine(SCHEMA, id=new_id())
+    h.track(plain, store)
+    with anyio.fail_after(10):
+        rec = await store.machine_record(mach.id)
+        rec2 = await store.machine_record(plain.id)
+    assert rec is not None and rec2 is not None
+    assert rec.schema == dict(mach.schema)
+    assert rec2.schema is None
+
+
 async def test_machine_time_windows_after_a_reset(store: h.Store) -> None:
     """A machine tracked again without a restore starts its time from 0."""
     mid = new_id()

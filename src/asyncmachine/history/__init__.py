@@ -55,5 +55,12 @@ _LAZY = {"SqlStore", "SCHEMA_VERSION"}
 def __getattr__(name: str) -> Any:
     # SQLAlchemy is imported on first use: the memory store needs no extra
     if name in _LAZY:
-        return getattr(importlib.import_module("._sql", __name__), name)
+        try:
+            module = importlib.import_module("._sql", __name__)
+        except ImportError as err:
+            raise ImportError(
+                f"asyncmachine.history.{name} needs SQLAlchemy: "
+                "pip install 'asyncmachine[history]'"
+            ) from err
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

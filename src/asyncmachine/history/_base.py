@@ -477,7 +477,7 @@ class Store(abc.ABC):
         return await self._find(rec, query, limit, with_tx)
 
     async def _state_between(
-        self, mach_id: str, state: str, start: datetime, end: datetime, change: bool
+        self, mach_id: str, state: str, start: datetime, end: datetime
     ) -> tuple[MachineRecord, int, int]:
         rec = await self._record_of(mach_id)
         check_states([state], rec.tracked_states, rec.state_names, mach_id)
@@ -492,7 +492,7 @@ class Store(abc.ABC):
         """True if a record between `start` and `end` activated `state`."""
         from ._records import ConditionTime
 
-        await self._state_between(mach_id, state, start, end, True)
+        await self._state_between(mach_id, state, start, end)
         q = Query(
             activated=[state],
             start=ConditionTime(htime=start),
@@ -506,7 +506,7 @@ class Store(abc.ABC):
         """True if a record between `start` and `end` deactivated `state`."""
         from ._records import ConditionTime
 
-        await self._state_between(mach_id, state, start, end, True)
+        await self._state_between(mach_id, state, start, end)
         q = Query(
             deactivated=[state],
             start=ConditionTime(htime=start),
@@ -540,7 +540,7 @@ class Store(abc.ABC):
     async def _whole(
         self, mach_id: str, state: str, start: datetime, end: datetime, odd: int
     ) -> bool:
-        rec, lo, hi = await self._state_between(mach_id, state, start, end, False)
+        rec, lo, hi = await self._state_between(mach_id, state, start, end)
         i = rec.tracked_states.index(state)
         first = await self._tick_at(rec, i, lo)
         if first & 1 != odd:

@@ -131,7 +131,7 @@ def _record_line(rec: Record, mrec: MachineRecord) -> str:
 
 
 async def _run(ns: argparse.Namespace, out: TextIO) -> None:
-    from ._sql import SqlStore
+    from . import SqlStore
 
     store = SqlStore(ns.url, create=False)
     try:
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     ns = _parser().parse_args(argv)
     try:
         anyio.run(_run, ns, out or sys.stdout)
-    except (HistoryError, KeyError, StateNameError, ValueError) as err:
+    except (HistoryError, KeyError, StateNameError, ValueError, ImportError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         sys.stderr.write(f"am-history: error: {msg}\n")
         return 1
