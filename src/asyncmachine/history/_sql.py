@@ -122,9 +122,12 @@ transitions = sa.Table(
     sa.Column("called", sa.Text, nullable=False),
     sa.Column("arguments", sa.Text, nullable=False),
 )
+# with the id last, an index serves "ORDER BY htime DESC, id DESC" whole
 _INDEXES = (
-    sa.Index("am_history_times_htime", times.c.machine_id, times.c.htime),
-    sa.Index("am_history_times_mtime_sum", times.c.machine_id, times.c.mtime_sum),
+    sa.Index("am_history_times_htime", times.c.machine_id, times.c.htime, times.c.id),
+    sa.Index(
+        "am_history_times_mtime_sum", times.c.machine_id, times.c.mtime_sum, times.c.id
+    ),
 )
 _TABLES = (meta, machines, times, transitions)
 
