@@ -34,6 +34,7 @@ from ._base import (
     schema_from_json,
     schema_to_json,
     tx_record,
+    unpack,
 )
 from ._records import (
     Config,
@@ -98,8 +99,9 @@ times = sa.Table(
     sa.Column("mtime_diff_sum", sa.BigInteger, nullable=False),
     sa.Column("mtime_tracked_diff_sum", sa.BigInteger, nullable=False),
     sa.Column("mtime_record_diff_sum", sa.BigInteger, nullable=False),
-    sa.Column("mtime_tracked", sa.Text, nullable=False),
-    sa.Column("mtime_tracked_diff", sa.Text, nullable=False),
+    # little-endian int64 arrays
+    sa.Column("mtime_tracked", sa.LargeBinary, nullable=False),
+    sa.Column("mtime_tracked_diff", sa.LargeBinary, nullable=False),
     sa.Column("mach_tick", sa.BigInteger, nullable=False),
     # bit i: tracked state i is active after the transition / its tick changed
     sa.Column("active_mask", sa.BigInteger, nullable=False),
@@ -643,8 +645,8 @@ class SqlStore(Store):
             mtime_tracked_diff_sum=row.mtime_tracked_diff_sum,
             mtime_record_diff_sum=row.mtime_record_diff_sum,
             htime=from_micros(row.htime),
-            mtime_tracked=ints(row.mtime_tracked),
-            mtime_tracked_diff=ints(row.mtime_tracked_diff),
+            mtime_tracked=unpack(row.mtime_tracked),
+            mtime_tracked_diff=unpack(row.mtime_tracked_diff),
             mach_tick=row.mach_tick,
         )
 

@@ -73,6 +73,7 @@ class History(Tracer):
         # the args mapper as bound now (read by the store's writer)
         self._builder.args_mapper = mach.log_args_mapper
         self._builder.mach_ref = weakref.ref(mach)
+        self._time = mach.time
         self._sink = store._sink
         self._detached = False
 
@@ -100,9 +101,9 @@ class History(Tracer):
 
     def transition_end(self, transition: Transition) -> None:
         """Capture the transition; the store builds and writes the record."""
-        if transition.mutation.is_check:
-            return
-        if not transition.is_accepted and not self._rejected:
+        if transition.mutation.is_check or not (
+            transition.is_accepted or self._rejected
+        ):
             return
         if self._filtered and not self._passes(transition):
             return
@@ -119,7 +120,7 @@ class History(Tracer):
                 )
             )
         else:
-            self._sink((self._builder, self._clock(), transition, mach.time()))
+            self._sink((self._builder, self._clock(), transition, self._time()))
 
     def machine_dispose(self, machine_id: str) -> None:
         """The machine is gone: stop recording (the records stay)."""
