@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import subprocess
@@ -355,3 +356,26 @@ def test_max_pending_drops_the_oldest_and_counts(tmp_path: Path) -> None:
         recs = anyio.run(store.find_latest, "p")
     # the ids go on across the dropped captures
     assert [r.time.id for r in recs] == [5, 4, 3]
+
+
+@pytest.mark.parametrize("many_vars", [True, False])
+def test_sqlite_multi_row_inserts(
+    tmp_path: Path, many_vars: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncmachine.history import _sql
+
+    # older SQLite takes 999 parameters a statement: smaller chunks
+    monkeypatch.setattr(_sql, "_SQLITE_MANY_VARS", many_vars)
+    with h.SqlStore(str(tmp_path / "mr.db"), flush_interval=3600) as store:
+        mach = am.Machine(SCHEMA, id="mr")
+        h.track(mach, store, max_records=None, store_transitions=True)
+        for _ in range(1234):
+            mach.toggle1("C")
+        store._flush_sync()
+        assert store.written == 1234
+        recs = anyio.run(functools.partial(store.find_latest, "mr", with_tx=True))
+    assert [r.time.id for r in recs] == list(range(1234, 0, -1))
+    assert [r.transition.time_record_id for r in recs if r.transition] == [
+        r.time.id for r in recs
+    ]
+    assert recs[0].time.mtime_tracked[2] == 1234

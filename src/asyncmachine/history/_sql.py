@@ -11,10 +11,12 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import sqlite3
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio.to_thread
@@ -54,6 +56,12 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
 _log = logging.getLogger("asyncmachine.history")
+
+_CHUNK: Final = 500
+"""Rows per multi-row INSERT on SQLite (14 columns: 7,000 parameters)."""
+
+# SQLite before 3.32 takes at most 999 parameters a statement
+_SQLITE_MANY_VARS: Final = sqlite3.sqlite_version_info >= (3, 32, 0)
 
 MAX_TRACKED: Final = 63
 """Tracked states per machine a SqlStore indexes (bits of a BIGINT)."""
@@ -231,6 +239,8 @@ class SqlStore(Store):
             self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
             self._insert_times = _insert_sql(times, mark)
             self._insert_txs = _insert_sql(transitions, mark)
+            self._multirow = dialect.name == "sqlite"
+            self._multi_sql: dict[tuple[str, int], str] = {}
             with self._engine.begin() as conn:
                 self._migrate(conn, create)
         except HistoryError:
@@ -502,9 +512,9 @@ class SqlStore(Store):
                     # handling costs more than the insert itself
                     cur = conn.connection.cursor()
                     try:
-                        cur.executemany(self._insert_times, time_rows)
+                        self._insert(cur, times, time_rows)
                         if tx_rows:
-                            cur.executemany(self._insert_txs, tx_rows)
+                            self._insert(cur, transitions, tx_rows)
                     finally:
                         cur.close()
                     for mid, builder in touched.items():
@@ -547,6 +557,36 @@ class SqlStore(Store):
         )
         self.dropped += len(time_rows)
         return self.error
+
+    def _insert(self, cur: Any, table: sa.Table, rows: list[Any]) -> None:
+        """Insert `rows`: multi-row INSERTs on SQLite, executemany elsewhere.
+
+        On SQLite a statement per row means the writer gives the GIL up and
+        waits to get it back at every row (sqlite3 releases it around each
+        step), which a busy machine thread makes slow; a statement of up to
+        `_CHUNK` rows does that once per chunk.
+        """
+        if not self._multirow:
+            cur.executemany(
+                self._insert_times if table is times else self._insert_txs, rows
+            )
+            return
+        width = len(table.columns)
+        step = _CHUNK if _SQLITE_MANY_VARS else 999 // width
+        for i in range(0, len(rows), step):
+            chunk = rows[i : i + step]
+            key = (table.name, len(chunk))
+            sql: str | None = self._multi_sql.get(key)
+            if sql is None:
+                one = "(" + ", ".join(["?"] * width) + ")"
+                cols = ", ".join(c.name for c in table.columns)
+                sql = f"INSERT INTO {table.name} ({cols}) VALUES " + ", ".join(
+                    [one] * len(chunk)
+                )
+                if len(self._multi_sql) > 64:
+                    self._multi_sql.clear()
+                self._multi_sql[key] = sql
+            cur.execute(sql, tuple(chain.from_iterable(chunk)))
 
     def _flush_sync(self) -> None:
         if self._writer is None or not self._writer.is_alive():
