@@ -23,7 +23,6 @@ import asyncmachine as am
 from asyncmachine import history as h
 from asyncmachine.history._records import from_micros
 from asyncmachine.testing.strategies import mutation_sequences, schemas
-from pg_server import pg_url as pg_url  # the session fixture
 
 STORES = ("memory", "sqlite", "postgresql")
 _ids = itertools.count()

@@ -20,7 +20,6 @@ import asyncmachine as am
 from asyncmachine import history as h
 from asyncmachine.history._cli import main as cli
 from pg_server import new_database
-from pg_server import pg_url as pg_url  # the session fixture
 
 SCHEMA: am.Schema = {
     "A": am.State(),
