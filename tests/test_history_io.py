@@ -378,3 +378,42 @@ def test_sqlite_multi_row_inserts(
         r.time.id for r in recs
     ]
     assert recs[0].time.mtime_tracked[2] == 1234
+
+
+def test_failed_writes_are_retried_then_dropped_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from asyncmachine.history import _sql
+
+    with h.SqlStore(str(tmp_path / "f.db"), flush_interval=3600) as store:
+        mach = am.Machine(SCHEMA, id="f")
+        h.track(mach, store)
+        real = _sql.SqlStore._insert
+        fails = [1]
+
+        def flaky(
+            self: h.SqlStore, cur: object, table: object, rows: list[object]
+        ) -> None:
+            if fails[0]:
+                fails[0] -= 1
+                raise sqlite3.OperationalError("disk I/O error")
+            real(self, cur, table, rows)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(_sql.SqlStore, "_insert", flaky)
+        mach.toggle1("C")
+        store._flush_sync()  # one failure, then the retry writes
+        assert store.written == 1 and store.dropped == 0 and store.error is None
+        fails[0] = 3
+        mach.toggle1("C")
+        with pytest.raises(h.HistoryError, match="a write failed: disk I/O error"):
+            store._flush_sync()
+        assert store.dropped == 1
+        assert "dropped 1 records after 3 failed writes" in caplog.text
+        # the store keeps working
+        mach.toggle1("C")
+        store._flush_sync()
+        assert store.written == 2
+        recs = anyio.run(store.find_latest, "f")
+    assert [r.time.id for r in recs] == [3, 1]

@@ -456,7 +456,11 @@ class SqlStore(Store):
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             closed = self._closed
-            self._write_pending()
+            try:
+                self._write_pending()
+            except Exception as err:  # a bug: keep the writer alive, say so
+                self.error = err
+                _log.exception("history store %s: the writer failed", self.url)
             if closed:
                 return
 
@@ -541,7 +545,7 @@ class SqlStore(Store):
                 self.written += len(time_rows)
                 self.error = None
                 return None
-            except sa.exc.SQLAlchemyError as err:
+            except (sa.exc.SQLAlchemyError, self._dbapi_error) as err:
                 self.error = err
                 _log.warning(
                     "history store %s: writing %d records failed (attempt %d): %s",
@@ -598,7 +602,9 @@ class SqlStore(Store):
             self._markers += 1
         self._pending.append(marker)
         self._wake.set()
-        marker.done.wait()
+        while not marker.done.wait(1.0):
+            if not self._writer.is_alive():
+                self._write_pending()
         if marker.error is not None:
             raise HistoryError(
                 f"history store {self.url}: a write failed: {marker.error}"
