@@ -67,6 +67,7 @@ def bench(session: nox.Session) -> None:
     # bench_rpc.py takes --quick only
     quick = [a for a in session.posargs if a == "--quick"]
     session.run("python", "benchmarks/bench_rpc.py", *quick)
+    session.run("python", "benchmarks/bench_history.py", *quick)
 
 
 @nox.session

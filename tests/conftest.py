@@ -13,6 +13,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from pg_server import pg_url as pg_url  # a PostgreSQL server, session-wide
+
 #: The backends every async test runs on. The guard test checks this list.
 ANYIO_BACKENDS = ("asyncio", "trio")
 

@@ -25,6 +25,7 @@ CORE = {
     "_states",
     "_exception",
     "_lint",
+    "_export",
 }
 RUNTIME = {"_runtime", "_loop"}
 LIBRARIES = {"helpers", "pipes", "states", "testing", "telemetry", "gen", "visualizer"}
@@ -36,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": CORE | RUNTIME,
     **{lib: CORE | RUNTIME | {"asyncmachine"} for lib in LIBRARIES},
     "rpc": CORE | RUNTIME | {"asyncmachine", "helpers", "states"},
+    "history": CORE | RUNTIME | {"asyncmachine"},
     # the am-repl entry point, outside rpc so a missing extra is one line
     "_repl_main": {"rpc"},
 }
@@ -53,6 +55,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "gen": {"attrs"},
     "visualizer": set(),
     "rpc": {"anyio", "attrs", "msgpack"},
+    "history": {"anyio", "attrs", "sqlalchemy", "psycopg"},
     "_repl_main": set(),
 }
 KNOWN_THIRD_PARTY = {
@@ -66,6 +69,9 @@ KNOWN_THIRD_PARTY = {
     "opentelemetry",
     "prometheus_client",
     "pytest",
+    "sqlalchemy",
+    "psycopg",
+    "nats",
 }
 
 

@@ -31,6 +31,7 @@ DOCS = [
     "docs/diagrams.md",
     "docs/migrating.md",
     "docs/security.md",
+    "docs/history.md",
 ]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
