@@ -27,6 +27,8 @@ from ._conn import Subscription as Subscription
 from ._expose import DEFAULT_MAX_SIZE as DEFAULT_MAX_SIZE
 from ._expose import Exposure as Exposure
 from ._expose import expose as expose
+from ._server import LocalServer as LocalServer
+from ._server import find_nats_server as find_nats_server
 
 __all__ = [
     "CONN_SCHEMA",
@@ -36,6 +38,7 @@ __all__ = [
     "Exposure",
     "GetterReq",
     "GetterResp",
+    "LocalServer",
     "MutationReq",
     "MutationResp",
     "NatsConn",
@@ -49,6 +52,7 @@ __all__ = [
     "WaitingResp",
     "add",
     "expose",
+    "find_nats_server",
     "remove",
 ]
 

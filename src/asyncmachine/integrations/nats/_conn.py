@@ -242,25 +242,23 @@ class NatsConn:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        with anyio.CancelScope(shield=True):
-            nc, self._nc = self._nc, None
-            if nc is not None and self._owned:
-                self._nc = nc  # _run needs it while closing
-                try:
-                    with contextlib.suppress(nats.errors.Error):
-                        await self._run(nc.close)
-                finally:
-                    self._nc = None
-            tg, self._tg = self._tg, None
-            if tg is not None:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
-            cm, self._portal_cm = self._portal_cm, None
-            if cm is not None:
+        nc = self._nc
+        if nc is not None and self._owned:
+            with anyio.CancelScope(shield=True), contextlib.suppress(nats.errors.Error):
+                await self._run(nc.close)
+        self._nc = None
+        # the task group was entered outside any scope opened here
+        tg, self._tg = self._tg, None
+        if tg is not None:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+        cm, self._portal_cm = self._portal_cm, None
+        if cm is not None:
+            with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(cm.__exit__, None, None, None)
-            self._loop = None
-            self.mach.add1(ConnStates.Closed)
-            self.mach.dispose()
+        self._loop = None
+        self.mach.add1(ConnStates.Closed)
+        self.mach.dispose()
 
     def _state_cb(
         self, state: str, user_cb: Callable[[], Awaitable[None]] | None

@@ -129,15 +129,16 @@ class Exposure:
         await self._close()
 
     async def _close(self) -> None:
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
         with anyio.CancelScope(shield=True):
-            if self._unhook is not None:
-                self._unhook()
-                self._unhook = None
             await self._unsubscribe()
-            tg, self._tg = self._tg, None
-            if tg is not None:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
+        # the task group was entered outside any scope opened here
+        tg, self._tg = self._tg, None
+        if tg is not None:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
 
     async def _unsubscribe(self) -> None:
         subs, self._subs = self._subs, []
