@@ -349,7 +349,7 @@ class NatsConn:
 
     async def flush(self) -> None:
         """Wait until the server has processed everything sent so far."""
-        await self._run(self.client.flush)
+        await self._run(_flush, self.client)
 
     async def subscribe(
         self, subject: str, handler: Handler, *, queue: str = ""
@@ -385,6 +385,15 @@ class NatsConn:
             send.close()
             raise
         return Subscription(self, subject, sub, send)
+
+
+async def _flush(nc: NatsClient) -> None:
+    # nats-py writes its PING straight to the socket, ahead of commands
+    # (SUB, PUB) still queued for its flusher task, so one PONG does not
+    # prove the server has them. The flusher runs before the PONG can be
+    # read, so a second PING goes out after them.
+    await nc.flush()
+    await nc.flush()
 
 
 def _put_quietly(

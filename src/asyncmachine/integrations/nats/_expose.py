@@ -82,8 +82,7 @@ class Exposure:
         self.max_size = max_size
         self.max_waits = max_waits
         self.wait_timeout = wait_timeout
-        self._conn_arg = conn
-        self._conn: NatsConn | None = None
+        self._conn = as_conn(conn)
         self._tg: anyio.abc.TaskGroup | None = None
         self._subs: list[Subscription] = []
         self._waits = 0
@@ -102,7 +101,7 @@ class Exposure:
     async def __aenter__(self) -> Exposure:
         if self._tg is not None:
             raise RuntimeError("the exposure is already open")
-        conn = self._conn = as_conn(self._conn_arg)
+        conn = self._conn
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -153,7 +152,7 @@ class Exposure:
     # ----------------------------------------------------------- requests
 
     async def _reply(self, subject: str, resp: dict[str, Any]) -> None:
-        if not subject or self._conn is None:
+        if not subject:
             return
         try:
             await self._conn.publish(subject, dumps(resp))
@@ -231,14 +230,8 @@ class Exposure:
         try:
             with anyio.move_on_after(timeout) as scope:
                 await ev.wait()
-            if scope.cancelled_caught:
-                resp = error_response(
-                    Kind.RESP_WAITING, f"the wait timed out after {timeout}s", mach.id
-                )
-            else:
-                resp = waiting_response(mach, req)
-            await self._reply(target, resp)
         except anyio.get_cancelled_exc_class():
+            self._waits -= 1
             with anyio.move_on_after(1, shield=True):
                 await self._reply(
                     target,
@@ -249,8 +242,15 @@ class Exposure:
                     ),
                 )
             raise
-        finally:
-            self._waits -= 1
+        # not pending any more by the time the requester reads the answer
+        self._waits -= 1
+        if scope.cancelled_caught:
+            resp = error_response(
+                Kind.RESP_WAITING, f"the wait timed out after {timeout}s", mach.id
+            )
+        else:
+            resp = waiting_response(mach, req)
+        await self._reply(target, resp)
 
 
 def expose(
