@@ -9,6 +9,7 @@ from ._args import args_class as args_class
 from ._args import parse_args as parse_args
 from ._args import pass_args as pass_args
 from ._exception import ExceptionHandler as ExceptionHandler
+from ._export import Serialized as Serialized
 from ._lint import LintIssue as LintIssue
 from ._lint import lint as lint
 from ._log import LogArgsMapper as LogArgsMapper
@@ -66,6 +67,7 @@ __all__ = [
     "S",
     "Schema",
     "SchemaError",
+    "Serialized",
     "State",
     "StateCtx",
     "StateNameError",

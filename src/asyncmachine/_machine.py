@@ -10,8 +10,9 @@ import time as _time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Self
 
+from . import _export
 from ._ctx import CtxBase, _noop
 from ._handlers import ANY_ENTER, ANY_STATE, Binding, new_binding_id, scan_handlers
 from ._log import LogArgsMapper, LogSink, default_log_args_mapper, format_args
@@ -1638,6 +1639,27 @@ class CoreMachine:
                 if rel:
                     out.append(f"    |{label:<9}{' '.join(rel)}\n")
         return "".join(out)
+
+    # -------------------------------------------------------- export/import
+
+    @property
+    def machine_tick(self) -> int:
+        """How many imports this machine's state went through (0: none)."""
+        return _export.machine_tick(self)
+
+    def export(self) -> _export.Serialized:
+        """Snapshot id, parent id, state names, clocks and queue tick."""
+        return _export.export(self)
+
+    @classmethod
+    def import_(
+        cls,
+        data: _export.Serialized | Mapping[str, Any],
+        schema: Mapping[str, State],
+        **kwargs: Any,
+    ) -> Self:
+        """A new machine with `data`'s id, clocks and queue tick restored."""
+        return _export.import_new(cls, data, schema, kwargs)
 
 
 _TX_HOOKS = (
