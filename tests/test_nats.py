@@ -667,3 +667,69 @@ async def test_every_message_sent_matches_its_schema(
 
 
 bound_async_tests(globals(), 30)
+
+
+# ------------------------------------------------------- export and KV
+
+
+async def test_getter_export_imports_back(
+    nats_server: amn.LocalServer, subject: str
+) -> None:
+    mach, _ = new_mach()
+    mach.add(["A", "B"])
+    async with (
+        mach,
+        conns(nats_server.url, 2) as (c1, c2),
+        amn.expose(mach, c1, subject),
+    ):
+        nm = amn.NatsMachine(c2, subject, "m1")
+        exported = await nm.export()
+        assert exported == mach.export().to_json()
+        resp = await raw(c2, subject, {"kind": "am_req_getter", "export": True})
+        assert resp["export"] == exported
+        copy = am.Machine.import_(exported, SCHEMA)
+        assert copy.active_states == ["A", "B"] and copy.time() == mach.time()
+
+
+KV_SCHEMA: am.Schema = {**SCHEMA, "MachineRestored": am.State()}
+
+
+async def test_kv_snapshots_survive_a_server_restart(
+    subject: str, anyio_backend: str
+) -> None:
+    bucket = f"b_{subject}"
+    with amn.LocalServer() as server:
+        async with amn.NatsConn(server.url) as conn:
+            assert await amn.load_snapshot(conn, bucket, "kvm") is None
+            mach = await amn.restore(conn, bucket, KV_SCHEMA, id="kvm")
+            assert mach.machine_tick == 0 and mach.active_states == []
+            async with mach, amn.snapshots(mach, conn, bucket) as snap:
+                assert snap.writes == 1  # the snapshot on entry
+                mach.add(["A", "B"])
+                for _ in range(20):
+                    mach.add1("Tick")
+                await snap.sync()
+                stored = await amn.load_snapshot(conn, bucket, "kvm")
+                assert stored is not None and stored.time == mach.time()
+                # coalesced: one write in flight, always the latest clocks
+                assert snap.writes <= 23
+                mach.remove1("B")
+                final = mach.time()
+            # leaving wrote the last clocks
+            assert snap.err is None
+        server.restart()  # JetStream keeps the bucket on disk
+        async with amn.NatsConn(server.url) as conn:
+            restored = await amn.restore(conn, bucket, KV_SCHEMA, id="kvm")
+            assert restored.id == "kvm" and restored.machine_tick == 1
+            assert (
+                restored.time(list(SCHEMA)) == final[: len(SCHEMA)] == (1, 2, 0, 39, 0)
+            )
+            assert restored.active_states == ["A", "Tick", "MachineRestored"]
+            # a fresh key in the same bucket starts fresh
+            other = await amn.restore(conn, bucket, KV_SCHEMA, id="other")
+            assert other.machine_tick == 0
+            # a corrupt snapshot names its key
+            kv = await conn._run(conn.client.jetstream().key_value, bucket)
+            await conn._run(kv.put, "bad", b'{"id": "bad"}')
+            with pytest.raises(ValueError, match=f"snapshot {bucket}/bad: missing"):
+                await amn.load_snapshot(conn, bucket, "bad")

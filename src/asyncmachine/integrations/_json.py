@@ -329,8 +329,8 @@ def handle_getter(mach: am.Machine, req: GetterReq) -> dict[str, Any]:
 
 
 def export_json(mach: am.Machine) -> dict[str, Any]:
-    """`mach.export()` as a JSON object."""
-    raise RequestError(f"machine {mach.id}: export is not available")
+    """`mach.export()` as a JSON object (asyncmachine-go's field names)."""
+    return mach.export().to_json()
 
 
 def start_waiting(mach: am.Machine, req: WaitingReq) -> am.WhenEvent:

@@ -133,7 +133,16 @@ JSON_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "tags": {"type": "array", "items": {"type": "string"}},
             "export": {
                 "type": "object",
-                "description": "The machine's export (see `mach.export()`).",
+                "description": "The machine's export (`mach.export()`).",
+                "properties": {
+                    "id": {"type": "string"},
+                    "parent_id": {"type": "string"},
+                    "state_names": {"type": "array", "items": {"type": "string"}},
+                    "time": _TICKS,
+                    "queue_tick": {"type": "integer", "minimum": 0},
+                    "machine_tick": {"type": "integer", "minimum": 0},
+                },
+                "required": ["id", "state_names", "time", "queue_tick"],
             },
             "id": {"type": "string"},
             "parent_id": {"type": "string"},

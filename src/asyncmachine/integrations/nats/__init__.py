@@ -4,6 +4,8 @@
 requests (JSON, asyncmachine-go's kinds and field names) on `subject` and
 on `<subject>.<machine id>`; `NatsMachine` sends them. `NatsConn` runs
 nats-py under asyncio directly and under trio in an asyncio thread.
+`snapshots()` keeps a machine's export in a JetStream key-value bucket and
+`restore()` builds the machine from it on start.
 """
 
 from .._json import GetterReq as GetterReq
@@ -27,6 +29,10 @@ from ._conn import Subscription as Subscription
 from ._expose import DEFAULT_MAX_SIZE as DEFAULT_MAX_SIZE
 from ._expose import Exposure as Exposure
 from ._expose import expose as expose
+from ._kv import KvSnapshots as KvSnapshots
+from ._kv import load_snapshot as load_snapshot
+from ._kv import restore as restore
+from ._kv import snapshots as snapshots
 from ._server import LocalServer as LocalServer
 from ._server import find_nats_server as find_nats_server
 
@@ -38,6 +44,7 @@ __all__ = [
     "Exposure",
     "GetterReq",
     "GetterResp",
+    "KvSnapshots",
     "LocalServer",
     "MutationReq",
     "MutationResp",
@@ -53,7 +60,10 @@ __all__ = [
     "add",
     "expose",
     "find_nats_server",
+    "load_snapshot",
     "remove",
+    "restore",
+    "snapshots",
 ]
 
 for _name in __all__:
