@@ -28,6 +28,7 @@ DOCS = [
     "docs/helpers.md",
     "docs/typed.md",
     "docs/rpc.md",
+    "docs/nats.md",
 ]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)

@@ -10,7 +10,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -44,6 +48,7 @@ _SCHEMA_OF_KIND = {
     "am_resp_error": "error_resp",
 }
 _seq = itertools.count()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def check_message(obj: dict[str, Any]) -> dict[str, Any]:
@@ -733,3 +738,26 @@ async def test_kv_snapshots_survive_a_server_restart(
             await conn._run(kv.put, "bad", b'{"id": "bad"}')
             with pytest.raises(ValueError, match=f"snapshot {bucket}/bad: missing"):
                 await amn.load_snapshot(conn, bucket, "bad")
+
+
+def test_the_docs_publish_the_same_schemas() -> None:
+    text = (ROOT / "docs" / "nats.md").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"^### (\w+)\n\n```json\n(.*?)^```$", text, re.M | re.S))
+    assert {name: json.loads(body) for name, body in blocks.items()} == JSON_SCHEMAS
+
+
+def test_two_processes_asyncio_and_trio_drive_each_other() -> None:
+    """The example: one process on asyncio, one on trio, one NATS server."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "nats_two_processes.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "asyncio: pings [2, 4, 6, 8, 10], threaded nats-py: False, peer Ping tick 9",
+        "trio: pings [1, 3, 5, 7, 9], threaded nats-py: True, peer Ping tick 9",
+        "both machines played 10 rounds over NATS",
+    ]
