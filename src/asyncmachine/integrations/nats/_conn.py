@@ -13,6 +13,7 @@ back with the caller loop's non-blocking thread-safe callback (asyncio's
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import math
@@ -161,6 +162,9 @@ class NatsConn:
         self._portal_cm: Any = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._soon: Callable[..., object] | None = None
+        self._outbox: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._draining = False
+        self._drain_task: asyncio.Future[None] | None = None
 
     @classmethod
     def from_client(cls, nc: NatsClient) -> NatsConn:
@@ -323,6 +327,40 @@ class NatsConn:
     async def publish(self, subject: str, data: bytes, reply: str = "") -> None:
         """Publish `data` on `subject` (with an optional reply subject)."""
         await self._run(self.client.publish, subject, data, reply)
+
+    async def publish_soon(self, subject: str, data: bytes) -> None:
+        """Publish `data`, not waiting for nats-py's thread when threaded.
+
+        Threaded, messages queue up for one drain task in nats-py's loop,
+        which publishes them in order; a failure there becomes the
+        `Exception` state of `conn.mach`. Direct, this is `publish`.
+        """
+        loop = self._loop
+        if loop is None:
+            await self.client.publish(subject, data)
+            return
+        self._outbox.append((subject, data))
+        if not self._draining:
+            self._draining = True
+            loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        # in nats-py's loop
+        self._drain_task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        # in nats-py's loop; cleared first, so that a message queued from
+        # now on schedules another drain rather than being missed
+        self._draining = False
+        outbox, nc = self._outbox, self._nc
+        while outbox:
+            subject, data = outbox.popleft()
+            if nc is None:
+                continue
+            try:
+                await nc.publish(subject, data)
+            except Exception as e:
+                self._call_soon(self.mach.add_err, e)
 
     async def request(self, subject: str, data: bytes) -> bytes:
         """Send a request and return the reply's payload.

@@ -155,7 +155,7 @@ class Exposure:
         if not subject:
             return
         try:
-            await self._conn.publish(subject, dumps(resp))
+            await self._conn.publish_soon(subject, dumps(resp))
         except Exception as e:
             self.mach.log("nats: reply to %s failed: %s", subject, e)
 
