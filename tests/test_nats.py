@@ -181,26 +181,25 @@ async def test_a_pending_wait_never_stalls_other_requests(
         conns(nats_server.url, 2) as (c1, c2),
         amn.expose(mach, c1, subject) as exposure,
     ):
-        if True:
-            nm = amn.NatsMachine(c2, subject, "m1")
-            got: list[amn.WaitingResp] = []
+        nm = amn.NatsMachine(c2, subject, "m1")
+        got: list[amn.WaitingResp] = []
 
-            async def wait_b() -> None:
-                got.append(await nm.when(["B"]))
+        async def wait_b() -> None:
+            got.append(await nm.when(["B"]))
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(wait_b)
-                # requests on one subject from one connection arrive in order,
-                # so once this answer is in, the wait above is pending
-                while exposure.pending_waits == 0:
-                    await nm.time(["B"])
-                for _ in range(20):
-                    assert await nm.add1("Tick") == am.Result.EXECUTED
-                    assert await amn.NatsMachine(c2, subject).time(["B"]) == (0,)
-                assert rec.ticks == 20 and not got
-                assert await nm.add(["A", "B"]) == am.Result.EXECUTED
-            assert got == [amn.WaitingResp(mach_id="m1", states=("B",))]
-            assert exposure.pending_waits == 0
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_b)
+            # requests on one subject from one connection arrive in order,
+            # so once this answer is in, the wait above is pending
+            while exposure.pending_waits == 0:
+                await nm.time(["B"])
+            for _ in range(20):
+                assert await nm.add1("Tick") == am.Result.EXECUTED
+                assert await amn.NatsMachine(c2, subject).time(["B"]) == (0,)
+            assert rec.ticks == 20 and not got
+            assert await nm.add(["A", "B"]) == am.Result.EXECUTED
+        assert got == [amn.WaitingResp(mach_id="m1", states=("B",))]
+        assert exposure.pending_waits == 0
 
 
 async def test_waits_states_not_time_and_held(
@@ -290,20 +289,28 @@ async def test_wait_timeouts_limits_and_endings(
             anyio.create_task_group() as tg,
             amn.expose(mach, c1, subject, max_waits=1) as exposure,
         ):
-            if True:
-                nm = amn.NatsMachine(c2, subject, "m1", wait_timeout=0.05)
-                with pytest.raises(amn.RemoteError, match=r"timed out after 0\.05s"):
-                    await nm.when(["A"])
-                # the caller's deadline reaches the machine as the wait's timeout
-                with anyio.fail_after(5), pytest.raises(amn.RemoteError, match="timed"):
-                    await nm.wait(amn.WaitingReq(states=("A",)))
-                assert exposure.pending_waits == 0
-                tg.start_soon(wait_then_fail, ["A"])
-                while exposure.pending_waits == 0:
-                    await unlimited.time(["A"])
-                # the limit: a second pending wait is refused
-                with pytest.raises(amn.RemoteError, match="1 pending waits"):
-                    await unlimited.when(["C"])
+            nm = amn.NatsMachine(c2, subject, "m1", wait_timeout=0.05)
+            with pytest.raises(amn.RemoteError, match=r"timed out after 0\.05s"):
+                await nm.when(["A"])
+            assert exposure.pending_waits == 0
+
+            # the caller's deadline travels as the wait's timeout, so the
+            # machine drops a wait its requester gave up on
+            async def give_up() -> None:
+                with anyio.move_on_after(0.3):
+                    await unlimited.when(["A"])
+
+            tg.start_soon(give_up)
+            while exposure.pending_waits == 0:
+                await unlimited.time(["A"])
+            while exposure.pending_waits == 1:
+                await unlimited.time(["A"])
+            tg.start_soon(wait_then_fail, ["A"])
+            while exposure.pending_waits == 0:
+                await unlimited.time(["A"])
+            # the limit: a second pending wait is refused
+            with pytest.raises(amn.RemoteError, match="1 pending waits"):
+                await unlimited.when(["C"])
             # leaving the exposure answered the pending wait with an error
         assert errors == [f"machine m1 stopped answering on {subject}"]
         # a disposed machine answers its pending waits with an error
@@ -311,11 +318,10 @@ async def test_wait_timeouts_limits_and_endings(
             anyio.create_task_group() as tg,
             amn.expose(mach, c1, subject) as exposure,
         ):
-            if True:
-                tg.start_soon(wait_then_fail, ["C"])
-                while exposure.pending_waits == 0:
-                    await unlimited.time(["A"])
-                mach.dispose()
+            tg.start_soon(wait_then_fail, ["C"])
+            while exposure.pending_waits == 0:
+                await unlimited.time(["A"])
+            mach.dispose()
         assert errors[-1] == "machine m1 is disposed"
 
 
