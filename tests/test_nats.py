@@ -767,3 +767,15 @@ def test_two_processes_asyncio_and_trio_drive_each_other() -> None:
         "trio: pings [1, 3, 5, 7, 9], threaded nats-py: True, peer Ping tick 9",
         "both machines played 10 rounds over NATS",
     ]
+
+
+async def test_a_connection_that_never_comes_is_cancelled_cleanly(
+    anyio_backend: str,
+) -> None:
+    # nats-py retries the first connect for ever: the caller's scope bounds it
+    conn = amn.NatsConn("nats://127.0.0.1:1")
+    with pytest.raises(TimeoutError), anyio.fail_after(0.3):
+        await conn.__aenter__()
+    assert conn.mach.disposed and conn.loop is None
+    with pytest.raises(amn.NatsError, match="not open"):
+        conn.client
