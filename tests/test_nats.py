@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,15 @@ async def test_threaded_mode_on_asyncio_too(
         nm = amn.NatsMachine(c2, subject, "m1")
         assert await nm.add1("A") == am.Result.EXECUTED
         assert await amn.NatsMachine(c1, subject, "m1").time(["A"]) == (1,)
+        # threaded connections share one asyncio thread
+        async with amn.NatsConn(nats_server.url, threaded=True) as c3:
+            assert c3.loop is c1.loop
+            assert nats_threads() == 1
+    assert nats_threads() == 0
+
+
+def nats_threads() -> int:
+    return sum(t.name == "asyncmachine-nats" for t in threading.enumerate())
 
 
 # ------------------------------------------------------------------ waits

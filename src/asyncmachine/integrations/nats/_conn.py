@@ -1,9 +1,10 @@
 """A nats-py connection usable from asyncio and from trio.
 
 nats-py runs on asyncio only. Under asyncio `NatsConn` drives it in the
-caller's own event loop ("direct"). Under trio (or when asked to) it starts
-an asyncio event loop in a thread of its own through an anyio blocking
-portal and runs nats-py there ("threaded"): calls cross to that loop with
+caller's own event loop ("direct"). Under trio (or when asked to) it runs
+nats-py in an asyncio event loop in another thread, started through an
+anyio blocking portal and shared by all threaded connections ("threaded"):
+calls cross to that loop with
 `asyncio.run_coroutine_threadsafe`, results and incoming messages cross
 back with the caller loop's non-blocking thread-safe callback (asyncio's
 `call_soon_threadsafe`, trio's `TrioToken.run_sync_soon`, reached through
@@ -17,6 +18,7 @@ import collections
 import concurrent.futures
 import contextlib
 import math
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, TypeVar, final
@@ -80,6 +82,47 @@ CONN_SCHEMA: Final[am.Schema] = {
     ConnStates.Closed: am.State(remove=[ConnStates.Connected, ConnStates.Disconnected]),
     am.EXCEPTION: am.State(multi=True),
 }
+
+
+class _NatsThread:
+    """One asyncio loop in a thread, shared by every threaded `NatsConn`.
+
+    Started through an anyio blocking portal by the first connection that
+    needs it and stopped when the last one closes: one thread, one loop,
+    however many connections (threads of their own would fight over the
+    GIL).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._cm: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def acquire(self) -> asyncio.AbstractEventLoop:
+        """The shared loop, started if needed (blocking: call in a thread)."""
+        with self._lock:
+            if self._loop is None:
+                cm = anyio.from_thread.start_blocking_portal(
+                    "asyncio", name="asyncmachine-nats"
+                )
+                portal = cm.__enter__()
+                self._cm = cm
+                self._loop = portal.call(asyncio.get_running_loop)
+            self._users += 1
+            return self._loop
+
+    def release(self) -> None:
+        """Stop the loop once its last user is gone (blocking)."""
+        with self._lock:
+            self._users -= 1
+            if self._users or self._cm is None:
+                return
+            cm, self._cm, self._loop = self._cm, None, None
+            cm.__exit__(None, None, None)
+
+
+_THREAD: Final = _NatsThread()
 
 
 def _soon_caller(token: anyio.lowlevel.EventLoopToken) -> Callable[..., object]:
@@ -159,7 +202,7 @@ class NatsConn:
         self._nc: NatsClient | None = None
         self._owned = True
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._portal_cm: Any = None
+        self._acquired = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._soon: Callable[..., object] | None = None
         self._outbox: collections.deque[tuple[str, bytes]] = collections.deque()
@@ -216,12 +259,8 @@ class NatsConn:
         self._tg = tg
         try:
             if threaded:
-                cm = anyio.from_thread.start_blocking_portal(
-                    "asyncio", name="asyncmachine-nats"
-                )
-                portal = await anyio.to_thread.run_sync(cm.__enter__)
-                self._portal_cm = cm
-                self._loop = portal.call(asyncio.get_running_loop)
+                self._loop = await anyio.to_thread.run_sync(_THREAD.acquire)
+                self._acquired = True
             options = dict(self._options)
             for name, state in (
                 ("disconnected_cb", ConnStates.Disconnected),
@@ -256,10 +295,10 @@ class NatsConn:
         if tg is not None:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
-        cm, self._portal_cm = self._portal_cm, None
-        if cm is not None:
+        if self._acquired:
+            self._acquired = False
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(cm.__exit__, None, None, None)
+                await anyio.to_thread.run_sync(_THREAD.release)
         self._loop = None
         self.mach.add1(ConnStates.Closed)
         self.mach.dispose()
@@ -371,10 +410,9 @@ class NatsConn:
         return await self._request(subject, data, math.inf)
 
     async def _request(self, subject: str, data: bytes, limit: float) -> bytes:
-        # nats-py needs a timeout: the sooner of `limit` and the deadline
-        deadline = anyio.current_effective_deadline()
-        if deadline < math.inf:
-            limit = min(limit, max(deadline - anyio.current_time(), 0.0))
+        # nats-py needs a timeout; a sooner deadline of the caller's scope
+        # cancels the request anyway (reading it here would cost more than
+        # the rest of this call on asyncio)
         try:
             msg: _NatsMsg = await self._run(
                 self.client.request, subject, data, timeout=limit
