@@ -167,6 +167,8 @@ class Subscription:
         self._closed = True
         if self._send is not None:
             self._send.close()
+        if self._conn._nc is None:
+            return  # the connection is closed: nothing to undo
         with contextlib.suppress(nats.errors.Error):
             await self._conn._run(self._sub.unsubscribe)
 
