@@ -58,16 +58,17 @@ def types(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: the core against the transitions library, the runtime
-    against bare anyio, telemetry against none, aRPC against bare TCP
-    (``-- --quick`` for a smoke run)."""
+    against bare anyio, telemetry against none, aRPC against bare TCP, NATS
+    against bare nats-py (``-- --quick`` for a smoke run)."""
     _install(session)
     session.run("python", "benchmarks/bench_core.py", *session.posargs)
     session.run("python", "benchmarks/bench_runtime.py", *session.posargs)
     session.run("python", "benchmarks/bench_telemetry.py", *session.posargs)
-    # bench_rpc.py takes --quick only
+    # bench_rpc.py and bench_nats.py take --quick only
     quick = [a for a in session.posargs if a == "--quick"]
     session.run("python", "benchmarks/bench_rpc.py", *quick)
     session.run("python", "benchmarks/bench_history.py", *quick)
+    session.run("python", "benchmarks/bench_nats.py", *quick)
 
 
 @nox.session

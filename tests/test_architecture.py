@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     **{lib: CORE | RUNTIME | {"asyncmachine"} for lib in LIBRARIES},
     "rpc": CORE | RUNTIME | {"asyncmachine", "helpers", "states"},
     "history": CORE | RUNTIME | {"asyncmachine"},
+    "integrations": CORE | RUNTIME | {"asyncmachine", "helpers"},
     # the am-repl entry point, outside rpc so a missing extra is one line
     "_repl_main": {"rpc"},
 }
@@ -56,6 +57,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "visualizer": set(),
     "rpc": {"anyio", "attrs", "msgpack"},
     "history": {"anyio", "attrs", "sqlalchemy", "psycopg"},
+    "integrations": {"anyio", "attrs", "nats"},
     "_repl_main": set(),
 }
 KNOWN_THIRD_PARTY = {

@@ -32,6 +32,7 @@ DOCS = [
     "docs/migrating.md",
     "docs/security.md",
     "docs/history.md",
+    "docs/nats.md",
 ]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)

@@ -18,3 +18,18 @@ def test_rpc_without_msgpack_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "asyncmachine[rpc]" in out.stdout
+
+
+def test_nats_without_nats_py_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['nats'] = None\n"
+        "import asyncmachine.integrations\n"  # the JSON part needs no nats-py
+        "try:\n"
+        "    import asyncmachine.integrations.nats\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "asyncmachine[nats]" in out.stdout
