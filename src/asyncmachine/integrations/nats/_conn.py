@@ -14,6 +14,7 @@ back with the caller loop's non-blocking thread-safe callback (asyncio's
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import concurrent.futures
 import contextlib
@@ -109,6 +110,9 @@ class _NatsThread:
                 portal = cm.__enter__()
                 self._cm = cm
                 self._loop = portal.call(asyncio.get_running_loop)
+                # a connection never closed must not hang interpreter exit
+                # (the portal's cleanup would wait for a loop already gone)
+                atexit.register(self._stop)
             self._users += 1
             return self._loop
 
@@ -118,7 +122,16 @@ class _NatsThread:
             self._users -= 1
             if self._users or self._cm is None:
                 return
+        self._stop(force=False)
+
+    def _stop(self, force: bool = True) -> None:
+        """Stop the loop: when unused, or at interpreter exit (`force`)."""
+        with self._lock:
+            if self._cm is None or (self._users and not force):
+                return
             cm, self._cm, self._loop = self._cm, None, None
+            self._users = 0
+            atexit.unregister(self._stop)
             cm.__exit__(None, None, None)
 
 
