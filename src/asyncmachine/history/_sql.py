@@ -212,9 +212,9 @@ class SqlStore(Store):
         """The database URL."""
         self.flush_interval = flush_interval
         self.max_pending = max_pending
-        self.dropped = 0
+        self.dropped: int = 0
         """Captures dropped because the queue was full."""
-        self.written = 0
+        self.written: int = 0
         """Records written so far."""
         self.error: BaseException | None = None
         """The last write error (None once a later write succeeded)."""

@@ -36,7 +36,7 @@ class History(Tracer):
         config: Config,
         clock: Callable[[], int] | None = None,
     ) -> None:
-        self.machine_id = mach.id
+        self.machine_id: str = mach.id
         """Id of the tracked machine."""
         self.store = store
         """The store records go to."""

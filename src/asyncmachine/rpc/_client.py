@@ -435,7 +435,7 @@ class Client:
         """Attempts after a TLS failure (a certificate that does not verify,
         a server that does not speak TLS) before giving up; a server asking
         for TLS from a plain client is not retried."""
-        self.session_id = ""
+        self.session_id: str = ""
         """The id the server gave this connection (after the handshake);
         payload destinations address it."""
         self.reconnect = reconnect

@@ -144,7 +144,7 @@ class DeniedError(RpcError):
         super().__init__(f"{code}: the server refused the mutation of {what}")
         self.code = code
         """denied, read_only or rate."""
-        self.states = tuple(states)
+        self.states: tuple[str, ...] = tuple(states)
         """The states of the refused call."""
 
 

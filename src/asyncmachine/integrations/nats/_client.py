@@ -91,13 +91,13 @@ class NatsMachine:
         _check_subject(subject, "subject")
         if mach_id is not None:
             _check_subject(mach_id, "the machine ID", token=True)
-        self.conn = as_conn(conn)
-        self.subject = subject
+        self.conn: NatsConn = as_conn(conn)
+        self.subject: str = subject
         self.mach_id = mach_id
-        self.target = subject if mach_id is None else f"{subject}.{mach_id}"
+        self.target: str = subject if mach_id is None else f"{subject}.{mach_id}"
         self.timeout = timeout
         self.wait_timeout = wait_timeout
-        self.state_names = None if state_names is None else frozenset(state_names)
+        self.state_names: frozenset[str] | None = None if state_names is None else frozenset(state_names)
 
     def _check(self, states: Iterable[str], what: str) -> tuple[str, ...]:
         out = _names(states, what)

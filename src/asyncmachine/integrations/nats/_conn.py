@@ -69,11 +69,11 @@ class NoRespondersError(NatsError):
 class ConnStates(am.StatesBase):
     """State names of a connection's own machine (`NatsConn.mach`)."""
 
-    Connected = am.state()
+    Connected: str = am.state()
     """Connected to a server (its tick counts the connections made)."""
-    Disconnected = am.state()
+    Disconnected: str = am.state()
     """The connection dropped; nats-py reconnects by itself."""
-    Closed = am.state()
+    Closed: str = am.state()
     """The connection is closed for good."""
 
 
@@ -168,7 +168,7 @@ class Subscription:
         send: MemoryObjectSendStream[tuple[str, str, bytes]] | None,
     ) -> None:
         self._conn = conn
-        self.subject = subject
+        self.subject: str = subject
         self._sub = sub
         self._send = send
         self._closed = False
@@ -213,7 +213,7 @@ class NatsConn:
         self.servers = servers
         self._want_thread = threaded
         self._options = options
-        self.mach = am.Machine(CONN_SCHEMA, id=f"nats-conn-{id(self):x}")
+        self.mach: am.Machine = am.Machine(CONN_SCHEMA, id=f"nats-conn-{id(self):x}")
         self._nc: NatsClient | None = None
         self._owned = True
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -76,8 +76,8 @@ class Exposure:
             _check_subject(queue, "queue group", token=True)
         if max_size < 1 or max_waits < 0:
             raise ValueError("max_size must be >= 1 and max_waits >= 0")
-        self.mach = mach
-        self.subject = subject
+        self.mach: am.Machine = mach
+        self.subject: str = subject
         self.queue = queue
         self.max_size = max_size
         self.max_waits = max_waits

@@ -105,13 +105,13 @@ class KvSnapshots:
         *,
         key: str | None = None,
     ) -> None:
-        self.mach = mach
-        self.conn = as_conn(conn)
+        self.mach: am.Machine = mach
+        self.conn: NatsConn = as_conn(conn)
         self.bucket = bucket
-        self.key = key or mach.id
+        self.key: str = key or mach.id
         self.err: Exception | None = None
-        self.revision = 0
-        self.writes = 0
+        self.revision: int = 0
+        self.writes: int = 0
         self._latest = mach.export()
         self._gen = 0
         self._done = 0

@@ -51,9 +51,9 @@ class LocalServer:
     """
 
     def __init__(self, *, binary: str | None = None, jetstream: bool = True) -> None:
-        self.binary = binary or find_nats_server()
+        self.binary: str = binary or find_nats_server()
         self.jetstream = jetstream
-        self.port = 0
+        self.port: int = 0
         self._proc: subprocess.Popen[str] | None = None
         self._store: tempfile.TemporaryDirectory[str] | None = None
         self._drain: threading.Thread | None = None
