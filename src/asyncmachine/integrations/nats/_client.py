@@ -97,7 +97,9 @@ class NatsMachine:
         self.target: str = subject if mach_id is None else f"{subject}.{mach_id}"
         self.timeout = timeout
         self.wait_timeout = wait_timeout
-        self.state_names: frozenset[str] | None = None if state_names is None else frozenset(state_names)
+        self.state_names: frozenset[str] | None = (
+            None if state_names is None else frozenset(state_names)
+        )
 
     def _check(self, states: Iterable[str], what: str) -> tuple[str, ...]:
         out = _names(states, what)
