@@ -59,6 +59,12 @@ class NoServer(Exception):
     """No PostgreSQL server can be started here (the message says why)."""
 
 
+def _reachable_by_all(path: Path) -> bool:
+    """Whether every directory from / down to `path` lets others through."""
+    path = path.resolve()
+    return all(os.stat(d).st_mode & 0o001 for d in [*reversed(path.parents), path])
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of a PostgreSQL server started for this test session."""
@@ -89,6 +95,12 @@ def pg_server() -> Iterator[str]:
 
         nobody = pwd.getpwnam("nobody")
         os.chown(tmp, nobody.pw_uid, nobody.pw_gid)
+        if not _reachable_by_all(bindir.parent):
+            # e.g. a venv under a root-only directory: nobody could not load
+            # the server's libraries there; a copy in our temp dir it can
+            copy = tmp / "pginstall"
+            shutil.copytree(bindir.parent, copy, symlinks=True)
+            bindir = copy / bindir.name
         prefix = [
             setpriv,
             f"--reuid={nobody.pw_uid}",
