@@ -1,0 +1,1 @@
+"""am-dbg: the debugger of asyncmachine (the Textual UI lives in `tui`)."""
