@@ -1,0 +1,39 @@
+"""SVG screenshots of am-dbg's main views, checked in under docs/img/.
+
+Regenerate with `UPDATE_SNAPSHOTS=1 pytest tests/test_dbg_tui_snapshots.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+
+from asyncmachine.debugger.tui import DebuggerApp
+from asyncmachine.debugger.tui._demo import demo_session
+
+IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+VIEWS = {
+    "am-dbg-tree-log": ("home", "right", "right", "right"),
+    "am-dbg-rain": ("r", "end"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_snapshot(name: str) -> None:
+    async def shot() -> str:
+        app = DebuggerApp(demo_session(), select_machine="worker")
+        async with app.run_test(size=(110, 24)) as pilot:
+            await pilot.press(*VIEWS[name])
+            await pilot.pause()
+            return app.export_screenshot(title="am-dbg")
+
+    svg = asyncio.run(shot())
+    path = IMG / f"{name}.svg"
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        path.write_text(svg, encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == svg, f"{path} is stale"
