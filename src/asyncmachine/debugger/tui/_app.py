@@ -122,6 +122,8 @@ class DebuggerApp(App[None]):
         self.rain: bool = False
         """Show the rain view instead of the log."""
         self._seen = -1
+        self._txs_key: tuple[int, str, frozenset[str]] | None = None
+        self._txs: list[tuple[int, TxRecord]] = []
 
     # ----- layout
 
@@ -186,6 +188,9 @@ class DebuggerApp(App[None]):
         m = self.machine()
         if m is None:
             return []
+        key = (self.session.changes, m.id, frozenset(self.filters))
+        if self._txs_key == key:
+            return self._txs
         out = []
         prev: dict[str, int] = {}
         for i, t in enumerate(m.txs, 1):
@@ -201,6 +206,7 @@ class DebuggerApp(App[None]):
             if "empty" in self.filters and empty:
                 continue
             out.append((i, t))
+        self._txs_key, self._txs = key, out
         return out
 
     def current(self) -> tuple[int, TxRecord] | None:
