@@ -15,7 +15,14 @@ from typing import Any, Final, Self
 
 from . import _export
 from ._ctx import CtxBase, _noop
-from ._handlers import ANY_ENTER, ANY_STATE, Binding, new_binding_id, scan_handlers
+from ._handlers import (
+    ANY_ENTER,
+    ANY_STATE,
+    Binding,
+    handler_pairs,
+    new_binding_id,
+    scan_handlers,
+)
 from ._log import LogArgsMapper, LogSink, default_log_args_mapper, format_args
 from ._log import stdlib_sink as _stdlib_sink
 from ._resolve import Plan, re_resolve, resolve
@@ -794,14 +801,30 @@ class CoreMachine:
             add_neg(_EXIT, s, "", s + "Exit")
         for s in plan.enters:
             add_neg(_ENTER, s, "", s + "Enter")
+        before_set = plan.before_set
         if plan.mtype is not _REMOVE:
-            before_set = plan.before_set
             for s in plan.target:
                 if s in before_set:
                     add_neg(_SELF, s, s, s + s)
-        for x in plan.before:
-            for y in plan.target:
-                if x != y:
+        if everything:
+            for x in plan.before:
+                for y in plan.target:
+                    if x != y:
+                        add_neg(_CROSS, x, y, x + y)
+        else:
+            # only the pairs some binding has a method for (in the order
+            # of the full before x target walk above)
+            target_set = frozenset(plan.target)
+            pairs = {
+                p
+                for b in self._bindings
+                for p in b.pairs
+                if p[0] in before_set and p[1] in target_set
+            }
+            if pairs:
+                bpos = {s: i for i, s in enumerate(plan.before)}
+                tpos = {s: i for i, s in enumerate(plan.target)}
+                for x, y in sorted(pairs, key=lambda p: (bpos[p[0]], tpos[p[1]])):
                     add_neg(_CROSS, x, y, x + y)
         add_neg(_ANY_ENTER, "", "", ANY_ENTER)
 
@@ -1466,6 +1489,7 @@ class CoreMachine:
             raise ValueError(f"binding id {binding_id!r} is already bound")
         methods, async_names = scan_handlers(obj, self._index, self._id)
         binding = Binding(self._bind_count, binding_id, obj, methods, async_names)
+        binding.pairs = handler_pairs(methods, self._index)
         self._bind_count += 1
         self._bindings.append(binding)
         self._bind_gen += 1

@@ -91,21 +91,34 @@ def _drop_unmet(
     logs: list[tuple[int, str]],
     is_auto: bool,
 ) -> list[str]:
+    # Rounds: each drops the names missing a requirement among the names
+    # left by the previous round. After the first, only the names that
+    # require a just-dropped one can change, so a round checks only those.
     require = cs.require
+    required_by = cs.required_by
+    present = set(names)
     dropped: list[str] = []
-    while True:
-        present = set(names)
-        kept: list[str] = []
-        for n in names:
+    check: list[str] = names
+    pos: dict[str, int] | None = None
+    while check:
+        gone: list[str] = []
+        for n in check:
             missing = [r for r in require[n] if r not in present]
             if missing:
                 dropped.append(n + "(-" + " -".join(missing) + ")")
-            else:
-                kept.append(n)
-        if len(kept) == len(names):
+                gone.append(n)
+        if not gone:
             break
-        names = kept
+        present.difference_update(gone)
+        nxt = {m for g in gone for m in required_by[g] if m in present}
+        if len(nxt) > 1:
+            if pos is None:
+                pos = {n: i for i, n in enumerate(names)}
+            check = sorted(nxt, key=pos.__getitem__)
+        else:
+            check = list(nxt)
     if dropped:
+        names = [n for n in names if n in present]
         if is_auto:
             logs.append((_DECISIONS, "[reject:auto] " + " ".join(dropped)))
         else:
@@ -130,12 +143,15 @@ def target_states(
         logs,
         is_auto,
     )
-    remove_sets = cs.remove_sets
+    removed_by = cs.removed_by
+    pos = {n: i for i, n in enumerate(l1)}
     blocked: set[str] = set()
     kept: list[str] = []
     for n in reversed(l1):
-        blockers = [b for b in l1 if n in remove_sets[b] and b not in blocked]
+        blockers = [b for b in removed_by[n] if b in pos and b not in blocked]
         if blockers:
+            if len(blockers) > 1:
+                blockers.sort(key=pos.__getitem__)
             blocked.add(n)
             level = _OPS if n in before_set else _DECISIONS
             logs.append((level, f"[rel:remove] {n} by {' '.join(blockers)}"))
@@ -175,7 +191,8 @@ def resolve(
     logs: list[tuple[int, str]] = []
     target = target_states(cs, mtype, called, to_set, before_set, is_auto, logs)
     target_set = frozenset(target)
-    implied = [s for s in target if s not in to_set]
+    to_set_keys = set(to_set)
+    implied = [s for s in target if s not in to_set_keys]
     if implied:
         logs.append((_OPS, "[implied] " + " ".join(implied)))
 
@@ -224,7 +241,8 @@ def _exits_enters(cs: CompiledSchema, plan: Plan) -> None:
             changes.append((s, 2))
     plan.enters = tuple(enters)
     plan.changes = tuple([(s, 1) for s in plan.exits] + changes)
-    plan.apply = tuple((s, d, s not in plan.exits) for s, d in plan.changes)
+    exits = set(plan.exits)
+    plan.apply = tuple((s, d, s not in exits) for s, d in plan.changes)
     index = cs.index
     mask = 0
     for s in target:
