@@ -11,9 +11,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._schema import CompiledSchema
-from ._types import LogLevel, MutationType
+from ._types import LogLevel, MutationType, StepType
 
-__all__ = ["Plan", "resolve", "target_states"]
+__all__ = [
+    "Plan",
+    "RawStep",
+    "change_steps",
+    "relation_steps",
+    "resolve",
+    "target_states",
+]
+
+RawStep = tuple[StepType, str, str, str]
+"""A step as the core records it: (type, state, source, data)."""
 
 _ADD = MutationType.ADD
 _REMOVE = MutationType.REMOVE
@@ -41,6 +51,7 @@ class Plan:
         "is_auto",
         "logs",
         "mtype",
+        "steps",
         "target",
         "to_set",
     )
@@ -64,6 +75,8 @@ class Plan:
         self.handlers_gen: int = -1
         self.handlers: Any = None
         self.auto_candidates: Any = None
+        # relation steps, built on the first request (relation_steps)
+        self.steps: tuple[RawStep, ...] | None = None
 
 
 def _expand_add(
@@ -270,3 +283,62 @@ def re_resolve(cs: CompiledSchema, plan: Plan, target: Sequence[str]) -> Plan:
     out.logs = tuple(logs)
     _exits_enters(cs, out)
     return out
+
+
+def relation_steps(cs: CompiledSchema, plan: Plan) -> tuple[RawStep, ...]:
+    """The steps of relation resolution for `plan`, cached on it.
+
+    Derived from the plan's inputs and outcome, only when a tracer asks
+    (docs/debugger.md): requested states, states implied by Add, dropped by
+    Remove or by an unmet Require, the After ordering of the target, and a
+    rejection of the called states.
+    """
+    if plan.steps is not None:
+        return plan.steps
+    steps: list[RawStep] = [(StepType.REQUESTED, s, "", "") for s in plan.called]
+    to_set = plan.to_set
+    to_set_set = frozenset(to_set)
+    target = plan.target
+    target_set = frozenset(target)
+    remove_called = frozenset(plan.called) if plan.mtype is _REMOVE else frozenset()
+    # the states the Add relations of to_set reach, as resolution expands them
+    rc = remove_called if plan.mtype is _REMOVE else None
+    first = _expand_add(cs, to_set, plan.before_set, rc)
+    cands = list(dict.fromkeys([*first, *_expand_add(cs, first, plan.before_set, rc)]))
+    for s in cands:
+        if s in target_set:
+            if s not in to_set_set:
+                src = next((t for t in cands if s in cs.adds[t]), "")
+                steps.append((StepType.IMPLIED, s, src, ""))
+            continue
+        missing = [r for r in cs.require[s] if r not in target_set]
+        if missing:
+            steps.append((StepType.BLOCKED, s, missing[0], ""))
+            continue
+        src = next((b for b in target if s in cs.remove_sets[b]), "")
+        if not src:
+            src = next((b for b in cands if s in cs.remove_sets[b]), "")
+        steps.append((StepType.REMOVED, s, src, ""))
+    steps.extend(
+        (StepType.AFTER, s, a, "")
+        for s in target
+        for a in cs.names
+        if a in cs.after[s] and a in target_set
+    )
+    if not plan.accepted:
+        steps.extend(
+            (StepType.CANCEL, s, "", "rejected")
+            for s in plan.called
+            if s not in target_set
+        )
+    out = tuple(steps)
+    plan.steps = out
+    return out
+
+
+def change_steps(plan: Plan) -> tuple[RawStep, ...]:
+    """The SET and REMOVE steps of an applied `plan` (exits first)."""
+    return tuple(
+        [(StepType.REMOVE, s, "", "") for s in plan.exits]
+        + [(StepType.SET, s, "", "") for s in plan.enters]
+    )

@@ -1,0 +1,44 @@
+"""am-dbg for Python: transition steps, the debug stream and its collector.
+
+`bind_dbg(mach)` (or `AM_DBG_ADDR=1`) reports every transition of a machine,
+with steps and log lines, to a `Collector` (`am-dbg serve`), which keeps them
+in a `Session`. See docs/debugger.md.
+"""
+
+from __future__ import annotations
+
+from ._collector import Collector as Collector
+from ._collector import apply_message as apply_message
+from ._model import LogEntry as LogEntry
+from ._model import MachineRecord as MachineRecord
+from ._model import Session as Session
+from ._model import Step as Step
+from ._model import StepType as StepType
+from ._model import TransitionRecord as TransitionRecord
+from ._tracer import DEFAULT_ADDR as DEFAULT_ADDR
+from ._tracer import DebugTracer as DebugTracer
+from ._tracer import Sender as Sender
+from ._tracer import bind_dbg as bind_dbg
+from ._tracer import close_senders as close_senders
+from ._tracer import machine_record as machine_record
+from ._tracer import parse_addr as parse_addr
+from ._tracer import sender_for as sender_for
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "Collector",
+    "DebugTracer",
+    "LogEntry",
+    "MachineRecord",
+    "Sender",
+    "Session",
+    "Step",
+    "StepType",
+    "TransitionRecord",
+    "apply_message",
+    "bind_dbg",
+    "close_senders",
+    "machine_record",
+    "parse_addr",
+    "sender_for",
+]

@@ -1,0 +1,424 @@
+"""The debug tracer and its sender: every transition to a collector.
+
+`bind_dbg(mach, addr)` binds a `DebugTracer` whose records go to a
+`Sender`: a daemon thread with a bounded queue, so the machine never blocks
+or awaits, under asyncio, trio or no loop at all. See docs/debugger.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._args import args_log_fields
+from .._tracer import Tracer
+from ._model import LogEntry, MachineRecord, Step, StepType, TransitionRecord
+from ._wire import VERSION, encode_frame, machine_to_wire, tx_to_wire
+
+if TYPE_CHECKING:
+    from .._runtime import Machine
+    from .._transition import Mutation, Transition
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "DebugTracer",
+    "Sender",
+    "bind_dbg",
+    "close_senders",
+    "machine_record",
+    "parse_addr",
+    "sender_for",
+]
+
+DEFAULT_ADDR = "localhost:6831"
+"""Where `AM_DBG_ADDR=1` points (Go's default am-dbg port)."""
+
+_SUFFIXES = ("Enter", "Exit", "State", "End")
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """`host:port` (or `1` for the default) as a (host, port) pair."""
+    if addr == "1":
+        addr = DEFAULT_ADDR
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"debugger address must be host:port, got {addr!r}")
+    return host or "localhost", int(port)
+
+
+def machine_record(mach: Machine) -> MachineRecord:
+    """A machine's schema, groups, parent and tags, as the debugger keeps them."""
+    schema: dict[str, dict[str, Any]] = {}
+    for name, st in mach.schema.items():
+        rel: dict[str, Any] = {}
+        for key in ("require", "add", "remove", "after", "tags"):
+            val = getattr(st, key)
+            if val:
+                rel[key] = list(val)
+        if st.auto:
+            rel["auto"] = True
+        if st.multi:
+            rel["multi"] = True
+        schema[name] = rel
+    groups = getattr(mach, "groups", None)
+    return MachineRecord(
+        id=mach.id,
+        states=list(mach.state_names),
+        schema=schema,
+        groups={str(k): list(v) for k, v in groups.items()}
+        if isinstance(groups, dict)
+        else {},
+        parent_id=mach.parent_id,
+        tags=list(mach.tags),
+    )
+
+
+class _MachState:
+    __slots__ = ("cur", "logs", "pre_logs", "rec", "steps")
+
+    def __init__(self) -> None:
+        self.cur: Transition | None = None
+        self.rec: TransitionRecord | None = None
+        self.steps: list[Step] = []
+        self.logs: list[LogEntry] = []
+        self.pre_logs: list[LogEntry] = []
+
+
+class DebugTracer(Tracer):
+    """Captures each transition with its steps and log lines.
+
+    Records go to `emit` as wire messages (`_wire`): a machine record when a
+    machine binds, then one message per transition. Inheritable: child
+    machines report too. `steps` / `logs` switch steps and log lines off.
+    """
+
+    def __init__(self, emit: Emit, *, steps: bool = True, logs: bool = True) -> None:
+        self.emit: Emit = emit
+        """Where the messages go (a `Sender.send`, or `Session.apply`)."""
+        self.steps: bool = steps
+        """Record transition steps."""
+        self.logs: bool = logs
+        """Record log lines."""
+        self.sender: Sender | None = None
+        """The sender `bind_dbg` created or shared, if any."""
+        self._m: dict[str, _MachState] = {}
+
+    def inheritable(self) -> bool:
+        """Child machines report to the same place."""
+        return True
+
+    def machine_init(self, machine: Machine) -> None:
+        """Send the machine's record and start capturing its log lines."""
+        self._m[machine.id] = ms = _MachState()
+        msg = machine_to_wire(machine_record(machine))
+        msg["t"] = "m"
+        self.emit(msg)
+        if self.logs:
+            old = machine.logger
+
+            def sink(level: Any, text: str) -> None:
+                entry = LogEntry(int(level), text, time.time())
+                tx = machine.transition
+                if tx is not None and not tx.is_completed and tx is ms.cur:
+                    ms.logs.append(entry)
+                elif tx is not None and not tx.is_completed:
+                    # logged before transition_init of this transition
+                    ms.logs.append(entry)
+                else:
+                    ms.pre_logs.append(entry)
+                old(level, text)
+
+            machine.logger = sink
+
+    def transition_init(self, transition: Transition) -> None:
+        """Start a record (relation steps are cached with the plan)."""
+        ms = self._m.get(transition.machine.id)
+        if ms is None:
+            return
+        ms.cur = transition
+        mut = transition.mutation
+        ms.rec = TransitionRecord(
+            id=transition.id,
+            clocks=[],
+            called=list(mut.called),
+            mutation=str(mut.type),
+            accepted=False,
+            is_auto=mut.auto,
+            is_check=mut.is_check,
+            is_queued=mut.queue_tick > 0,
+            args=args_log_fields(mut.args),
+            time=time.time(),
+            queue_tick=mut.queue_tick,
+        )
+        ms.steps = (
+            [Step(t, s, src, d) for t, s, src, d in transition.relation_steps()]
+            if self.steps
+            else []
+        )
+
+    def handler_start(
+        self, transition: Transition, binding_id: str, handler: str
+    ) -> None:
+        """A HANDLER step."""
+        ms = self._m.get(transition.machine.id)
+        if ms is None or not self.steps:
+            return
+        state = ""
+        for suf in _SUFFIXES:
+            if (
+                handler.endswith(suf)
+                and handler[: -len(suf)] in transition.machine.schema
+            ):
+                state = handler[: -len(suf)]
+                break
+        ms.steps.append(Step(StepType.HANDLER, state, "", handler))
+
+    def handler_end(
+        self, transition: Transition, binding_id: str, handler: str
+    ) -> None:
+        """A CANCEL step when the handler canceled the transition."""
+        ms = self._m.get(transition.machine.id)
+        if ms is None or not self.steps or transition.is_accepted:
+            return
+        if ms.steps and ms.steps[-1].type is StepType.CANCEL:
+            return
+        last = ms.steps[-1] if ms.steps else None
+        state = last.state if last is not None else ""
+        ms.steps.append(Step(StepType.CANCEL, state, "", handler))
+
+    def transition_end(self, transition: Transition) -> None:
+        """Finish the record and emit it."""
+        mach = transition.machine
+        ms = self._m.get(mach.id)
+        if ms is None or ms.rec is None or ms.cur is not transition:
+            return
+        rec = ms.rec
+        rec.accepted = transition.is_accepted
+        if self.steps:
+            rec.steps = ms.steps + [
+                Step(t, s, src, d) for t, s, src, d in transition.change_steps()
+            ]
+        rec.clocks = [mach.tick(s) for s in mach.state_names]
+        rec.logs = ms.logs
+        rec.pre_logs = ms.pre_logs
+        rec.time_end = time.time()
+        rec.machine_tick = mach.machine_tick
+        ms.logs, ms.pre_logs, ms.steps = [], [], []
+        ms.cur = ms.rec = None
+        self.emit({"t": "x", "m": mach.id, "x": tx_to_wire(rec)})
+
+    def mutation_queued(self, machine: Machine, mutation: Mutation) -> None:
+        """Not recorded (a queued mutation shows as its transition)."""
+
+    def machine_dispose(self, machine_id: str) -> None:
+        """Tell the collector the machine is gone."""
+        if self._m.pop(machine_id, None) is not None:
+            self.emit({"t": "d", "m": machine_id})
+
+
+class Sender:
+    """Sends messages to a collector from a daemon thread; never blocks.
+
+    `send` puts a message on a bounded queue (`max_queue`); a full queue
+    drops it and counts it in `dropped` (per machine in `dropped_by`). The
+    thread connects, sends, and on any error reconnects with exponential
+    backoff (to `max_backoff` seconds), resending the machine records first
+    and then the drop counts. It never gives up; `close()` stops it.
+    """
+
+    def __init__(
+        self, addr: str, *, max_queue: int = 10_000, max_backoff: float = 2.0
+    ) -> None:
+        self.addr: tuple[str, int] = parse_addr(addr)
+        """The collector's (host, port)."""
+        self.dropped: int = 0
+        """Messages dropped: the queue was full (collector away or slow)."""
+        self.dropped_by: dict[str, int] = {}
+        """Dropped transitions per machine id."""
+        self.connected: threading.Event = threading.Event()
+        """Set while connected."""
+        self.connects: int = 0
+        """How many times it connected."""
+        self.sent: int = 0
+        """Messages sent."""
+        self.max_backoff: float = max_backoff
+        """The longest wait between reconnects, in seconds."""
+        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queue)
+        self._machines: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reported: dict[str, int] = {}
+        self._thread = threading.Thread(
+            target=self._loop, name=f"am-dbg-sender-{self.addr[1]}", daemon=True
+        )
+        self._thread.start()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        """Queue `msg` without blocking (machine records are also kept)."""
+        t = msg.get("t")
+        if t == "m":
+            with self._lock:
+                self._machines[msg["id"]] = msg
+        elif t == "d":
+            with self._lock:
+                self._machines.pop(msg["m"], None)
+        try:
+            self._q.put_nowait(msg)
+        except queue.Full:
+            mid = str(msg.get("m", msg.get("id", "")))
+            with self._lock:
+                self.dropped += 1
+                self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the queue is empty (True) or `timeout` passed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._q.unfinished_tasks == 0:
+                return True
+            self._stop.wait(0.005)
+        return False
+
+    def close(self) -> None:
+        """Stop the thread (queued messages are sent if connected)."""
+        self._stop.set()
+        with contextlib.suppress(queue.Full):
+            self._q.put_nowait(None)
+        self._thread.join(5)
+
+    def _hello(self, sock: socket.socket) -> None:
+        with self._lock:
+            records = list(self._machines.values())
+            counts = dict(self.dropped_by)
+        data = [encode_frame({"t": "h", "v": VERSION, "pid": os.getpid()})]
+        data += [encode_frame(m) for m in records]
+        data += [
+            encode_frame({"t": "c", "m": mid, "n": n})
+            for mid, n in counts.items()
+            if mid in self._machines
+        ]
+        sock.sendall(b"".join(data))
+        self._reported = counts
+
+    def _loop(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                sock = socket.create_connection(self.addr, timeout=5)
+            except OSError:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._hello(sock)
+                self.connects += 1
+                self.connected.set()
+                backoff = 0.05
+                self._pump(sock)
+            except OSError:
+                pass
+            finally:
+                self.connected.clear()
+                sock.close()
+
+    def _pump(self, sock: socket.socket) -> None:
+        q = self._q
+        while True:
+            msg = q.get()
+            batch = [msg]
+            while len(batch) < 512:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(m is None for m in batch)
+            msgs = [m for m in batch if m is not None]
+            with self._lock:
+                counts = {
+                    k: v
+                    for k, v in self.dropped_by.items()
+                    if self._reported.get(k) != v
+                }
+                self._reported.update(counts)
+            frames = [
+                encode_frame({"t": "c", "m": k, "n": v}) for k, v in counts.items()
+            ]
+            frames += [encode_frame(m) for m in msgs]
+            try:
+                sock.sendall(b"".join(frames))
+            except OSError:
+                # the batch is lost: count its transitions as dropped
+                with self._lock:
+                    for m in msgs:
+                        if m.get("t") == "x":
+                            mid = str(m["m"])
+                            self.dropped += 1
+                            self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
+                for _ in batch:
+                    q.task_done()
+                raise
+            self.sent += len(msgs)
+            for _ in batch:
+                q.task_done()
+            if stop or self._stop.is_set():
+                return
+
+
+def _key(addr: str) -> str:
+    host, port = parse_addr(addr)
+    return f"{host}:{port}"
+
+
+_SENDERS: dict[str, Sender] = {}
+_SENDERS_LOCK = threading.Lock()
+
+
+def bind_dbg(
+    mach: Machine,
+    addr: str | None = None,
+    *,
+    steps: bool = True,
+    logs: bool = True,
+) -> DebugTracer | None:
+    """Report `mach` (and its children) to the am-dbg collector at `addr`.
+
+    `addr` defaults to the `AM_DBG_ADDR` environment variable (`1` means
+    localhost:6831); with neither, nothing is bound and None is returned.
+    One `Sender` thread is shared per address. See docs/debugger.md.
+    """
+    if addr is None:
+        addr = os.environ.get("AM_DBG_ADDR", "")
+        if not addr:
+            return None
+    key = _key(addr)
+    with _SENDERS_LOCK:
+        sender = _SENDERS.get(key)
+        if sender is None:
+            sender = _SENDERS[key] = Sender(key)
+    tracer = DebugTracer(sender.send, steps=steps, logs=logs)
+    tracer.sender = sender
+    mach.bind_tracer(tracer)
+    return tracer
+
+
+def sender_for(addr: str) -> Sender | None:
+    """The shared sender of `addr`, if `bind_dbg` started one."""
+    return _SENDERS.get(_key(addr))
+
+
+def close_senders() -> None:
+    """Stop every shared sender (tests, and programs shutting down)."""
+    with _SENDERS_LOCK:
+        senders = list(_SENDERS.values())
+        _SENDERS.clear()
+    for s in senders:
+        s.close()
