@@ -25,7 +25,7 @@ from ._handlers import (
 )
 from ._log import LogArgsMapper, LogSink, default_log_args_mapper, format_args
 from ._log import stdlib_sink as _stdlib_sink
-from ._resolve import Plan, re_resolve, resolve
+from ._resolve import PLAN_CACHE_BYTES, Plan, plan_bytes, re_resolve, resolve
 from ._schema import compile_schema
 from ._tracer import Tracer
 from ._transition import Event, Mutation, Transition
@@ -749,8 +749,6 @@ class CoreMachine:
         key = (mut.type, mut.called, mask, mut.auto, mut.is_check)
         plan = self._plans.get(key)
         if plan is None:
-            if len(self._plans) >= _PLAN_CACHE_MAX:
-                self._plans.clear()
             plan = resolve(
                 self._cs,
                 mut.type,
@@ -759,8 +757,23 @@ class CoreMachine:
                 mut.auto,
                 mut.is_check,
             )
-            self._plans[key] = plan
+            self._cache_plan(key, plan)
         return plan
+
+    def _cache_plan(self, key: tuple[Any, ...], plan: Plan) -> None:
+        # the cache is bounded by count and by the estimated bytes of its
+        # plans (a plan grows with the active and target states)
+        cs = self._cs
+        size = plan_bytes(plan)
+        if (
+            len(self._plans) >= _PLAN_CACHE_MAX
+            or cs.plans_bytes + size > PLAN_CACHE_BYTES
+        ):
+            self._plans.clear()
+            self._hp_cache.clear()
+            cs.plans_bytes = 0
+        self._plans[key] = plan
+        cs.plans_bytes += size
 
     def _active(self, mask: int) -> tuple[str, ...]:
         active = self._active_cache.get(mask)
@@ -1066,7 +1079,7 @@ class CoreMachine:
         out = self._plans.get(key)
         if out is None:
             out = re_resolve(self._cs, plan, target)
-            self._plans[key] = out
+            self._cache_plan(key, out)
         return out
 
     def _auto_candidates(self) -> tuple[str, ...]:

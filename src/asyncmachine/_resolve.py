@@ -14,9 +14,11 @@ from ._schema import CompiledSchema
 from ._types import LogLevel, MutationType, StepType
 
 __all__ = [
+    "PLAN_CACHE_BYTES",
     "Plan",
     "RawStep",
     "change_steps",
+    "plan_bytes",
     "relation_steps",
     "resolve",
     "target_states",
@@ -77,6 +79,30 @@ class Plan:
         self.auto_candidates: Any = None
         # relation steps, built on the first request (relation_steps)
         self.steps: tuple[RawStep, ...] | None = None
+
+
+PLAN_CACHE_BYTES = 64 * 1024 * 1024
+"""The bound of one compiled schema's plan cache, in estimated bytes."""
+
+
+def plan_bytes(plan: Plan) -> int:
+    """Estimate the memory a cached `plan` holds, from its entries: a tuple
+    slot is 8 bytes, a frozenset entry about 40, a `changes` pair or an
+    `apply` triple about 70 with its slot (state names are shared)."""
+    slots = (
+        len(plan.before)
+        + len(plan.to_set)
+        + len(plan.target)
+        + len(plan.exits)
+        + len(plan.enters)
+    )
+    return (
+        600
+        + 8 * slots
+        + 40 * len(plan.before_set)
+        + 70 * (len(plan.changes) + len(plan.apply))
+        + sum(60 + len(text) for _, text in plan.logs)
+    )
 
 
 def _expand_add(

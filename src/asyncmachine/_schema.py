@@ -63,6 +63,7 @@ class CompiledSchema:
         "active_cache",
         "auto_cache",
         "plans",
+        "plans_bytes",
         "adds",
         "after",
         "auto",
@@ -130,6 +131,7 @@ class CompiledSchema:
         self.relation_error = ""
         self.topology = self._topology()
         self.plans: dict[tuple[Any, ...], Any] = {}
+        self.plans_bytes = 0  # estimated size of `plans` (_resolve.plan_bytes)
         self.auto_cache: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.active_cache: dict[int, tuple[str, ...]] = {0: ()}
 
