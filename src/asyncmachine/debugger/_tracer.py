@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import select
 import socket
 import threading
 import time
@@ -181,19 +182,6 @@ class DebugTracer(Tracer):
                 break
         ms.steps.append(Step(StepType.HANDLER, state, "", handler))
 
-    def handler_end(
-        self, transition: Transition, binding_id: str, handler: str
-    ) -> None:
-        """A CANCEL step when the handler canceled the transition."""
-        ms = self._m.get(transition.machine.id)
-        if ms is None or not self.steps or transition.is_accepted:
-            return
-        if ms.steps and ms.steps[-1].type is StepType.CANCEL:
-            return
-        last = ms.steps[-1] if ms.steps else None
-        state = last.state if last is not None else ""
-        ms.steps.append(Step(StepType.CANCEL, state, "", handler))
-
     def transition_end(self, transition: Transition) -> None:
         """Finish the record and emit it."""
         mach = transition.machine
@@ -202,6 +190,11 @@ class DebugTracer(Tracer):
             return
         rec = ms.rec
         rec.accepted = transition.is_accepted
+        steps = ms.steps
+        if not rec.accepted and steps and steps[-1].type is StepType.HANDLER:
+            # canceled by the last handler called
+            last = steps[-1]
+            steps.append(Step(StepType.CANCEL, last.state, "", last.data))
         if self.steps:
             rec.steps = ms.steps + [
                 Step(t, s, src, d) for t, s, src, d in transition.change_steps()
@@ -245,6 +238,9 @@ class Sender:
         """Dropped transitions per machine id."""
         self.connected: threading.Event = threading.Event()
         """Set while connected."""
+        self.disconnected: threading.Event = threading.Event()
+        """Set while not connected."""
+        self.disconnected.set()
         self.connects: int = 0
         """How many times it connected."""
         self.sent: int = 0
@@ -321,6 +317,7 @@ class Sender:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._hello(sock)
                 self.connects += 1
+                self.disconnected.clear()
                 self.connected.set()
                 backoff = 0.05
                 self._pump(sock)
@@ -328,6 +325,7 @@ class Sender:
                 pass
             finally:
                 self.connected.clear()
+                self.disconnected.set()
                 sock.close()
 
     def _pump(self, sock: socket.socket) -> None:
@@ -349,11 +347,16 @@ class Sender:
                     if self._reported.get(k) != v
                 }
                 self._reported.update(counts)
+            # the collector never writes: a readable socket is a closed one
+            readable, _, _ = select.select([sock], [], [], 0)
+            closed = bool(readable) and not sock.recv(1, socket.MSG_PEEK)
             frames = [
                 encode_frame({"t": "c", "m": k, "n": v}) for k, v in counts.items()
             ]
             frames += [encode_frame(m) for m in msgs]
             try:
+                if closed:
+                    raise ConnectionResetError("the collector closed the connection")
                 sock.sendall(b"".join(frames))
             except OSError:
                 # the batch is lost: count its transitions as dropped
