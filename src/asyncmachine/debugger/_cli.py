@@ -124,3 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sys.stdout.write(mermaid(mach, tx) + "\n")
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
