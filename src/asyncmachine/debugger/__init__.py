@@ -15,6 +15,8 @@ from ._model import Session as Session
 from ._model import Step as Step
 from ._model import StepType as StepType
 from ._model import TransitionRecord as TransitionRecord
+from ._session import read_session as read_session
+from ._session import write_session as write_session
 from ._tracer import DEFAULT_ADDR as DEFAULT_ADDR
 from ._tracer import DebugTracer as DebugTracer
 from ._tracer import Sender as Sender
@@ -23,6 +25,10 @@ from ._tracer import close_senders as close_senders
 from ._tracer import machine_record as machine_record
 from ._tracer import parse_addr as parse_addr
 from ._tracer import sender_for as sender_for
+from ._view import list_clients as list_clients
+from ._view import mermaid as mermaid
+from ._view import step_string as step_string
+from ._view import tx_string as tx_string
 
 __all__ = [
     "DEFAULT_ADDR",
@@ -38,7 +44,13 @@ __all__ = [
     "apply_message",
     "bind_dbg",
     "close_senders",
+    "list_clients",
     "machine_record",
+    "mermaid",
     "parse_addr",
+    "read_session",
     "sender_for",
+    "step_string",
+    "tx_string",
+    "write_session",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import select
 import socket
 import threading
 import time
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._args import args_log_fields
+from .._resolve import change_steps
 from .._tracer import Tracer
-from ._model import LogEntry, MachineRecord, Step, StepType, TransitionRecord
-from ._wire import VERSION, encode_frame, machine_to_wire, tx_to_wire
+from ._model import MachineRecord, StepType
+from ._wire import VERSION, encode_frame, machine_to_wire
 
 if TYPE_CHECKING:
     from .._runtime import Machine
@@ -40,6 +42,8 @@ DEFAULT_ADDR = "localhost:6831"
 """Where `AM_DBG_ADDR=1` points (Go's default am-dbg port)."""
 
 _SUFFIXES = ("Enter", "Exit", "State", "End")
+_HANDLER = int(StepType.HANDLER)
+_CANCEL = int(StepType.CANCEL)
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -86,10 +90,13 @@ class _MachState:
 
     def __init__(self) -> None:
         self.cur: Transition | None = None
-        self.rec: TransitionRecord | None = None
-        self.steps: list[Step] = []
-        self.logs: list[LogEntry] = []
-        self.pre_logs: list[LogEntry] = []
+        self.rec: dict[str, Any] | None = None
+        self.steps: list[Any] = []
+        self.logs: list[list[Any]] = []
+        self.pre_logs: list[list[Any]] = []
+
+
+_MAX_CACHE = 4096
 
 
 class DebugTracer(Tracer):
@@ -110,6 +117,8 @@ class DebugTracer(Tracer):
         self.sender: Sender | None = None
         """The sender `bind_dbg` created or shared, if any."""
         self._m: dict[str, _MachState] = {}
+        self._cache: dict[Any, tuple[Any, Any]] = {}
+        self._handler_states: dict[str, str] = {}
 
     def inheritable(self) -> bool:
         """Child machines report to the same place."""
@@ -125,18 +134,33 @@ class DebugTracer(Tracer):
             old = machine.logger
 
             def sink(level: Any, text: str) -> None:
-                entry = LogEntry(int(level), text, time.time())
+                entry = [int(level), text, time.time()]
                 tx = machine.transition
-                if tx is not None and not tx.is_completed and tx is ms.cur:
-                    ms.logs.append(entry)
-                elif tx is not None and not tx.is_completed:
-                    # logged before transition_init of this transition
+                if tx is not None and not tx.is_completed:
+                    # this transition's line (maybe logged before its init)
                     ms.logs.append(entry)
                 else:
                     ms.pre_logs.append(entry)
                 old(level, text)
 
             machine.logger = sink
+
+    def _plan_steps(self, transition: Transition) -> tuple[Any, Any]:
+        # (relation steps, change steps) in wire form, cached per plan
+        plan = transition._plan
+        got = self._cache.get(plan)
+        if got is None:
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+            rel = tuple(
+                (int(t), st, src, d) for t, st, src, d in transition.relation_steps()
+            )
+            ch = tuple(
+                (int(t), st, src, d)
+                for t, st, src, d in change_steps(plan)  # the applied plan
+            )
+            got = self._cache[plan] = (rel, ch)
+        return got
 
     def transition_init(self, transition: Transition) -> None:
         """Start a record (relation steps are cached with the plan)."""
@@ -145,24 +169,17 @@ class DebugTracer(Tracer):
             return
         ms.cur = transition
         mut = transition.mutation
-        ms.rec = TransitionRecord(
-            id=transition.id,
-            clocks=[],
-            called=list(mut.called),
-            mutation=str(mut.type),
-            accepted=False,
-            is_auto=mut.auto,
-            is_check=mut.is_check,
-            is_queued=mut.queue_tick > 0,
-            args=args_log_fields(mut.args),
-            time=time.time(),
-            queue_tick=mut.queue_tick,
-        )
-        ms.steps = (
-            [Step(t, s, src, d) for t, s, src, d in transition.relation_steps()]
-            if self.steps
-            else []
-        )
+        qt = mut.queue_tick
+        ms.rec = {
+            "id": transition.id,
+            "cs": mut.called,
+            "mt": str(mut.type),
+            "f": (mut.auto and 1) | (mut.is_check and 2) | (qt > 0 and 4),
+            "a": args_log_fields(mut.args) if mut.args else {},
+            "t0": time.time(),
+            "qt": qt,
+        }
+        ms.steps = list(self._plan_steps(transition)[0]) if self.steps else []
 
     def handler_start(
         self, transition: Transition, binding_id: str, handler: str
@@ -171,49 +188,47 @@ class DebugTracer(Tracer):
         ms = self._m.get(transition.machine.id)
         if ms is None or not self.steps:
             return
-        state = ""
-        for suf in _SUFFIXES:
-            if (
-                handler.endswith(suf)
-                and handler[: -len(suf)] in transition.machine.schema
-            ):
-                state = handler[: -len(suf)]
-                break
-        ms.steps.append(Step(StepType.HANDLER, state, "", handler))
-
-    def handler_end(
-        self, transition: Transition, binding_id: str, handler: str
-    ) -> None:
-        """A CANCEL step when the handler canceled the transition."""
-        ms = self._m.get(transition.machine.id)
-        if ms is None or not self.steps or transition.is_accepted:
-            return
-        if ms.steps and ms.steps[-1].type is StepType.CANCEL:
-            return
-        last = ms.steps[-1] if ms.steps else None
-        state = last.state if last is not None else ""
-        ms.steps.append(Step(StepType.CANCEL, state, "", handler))
+        state = self._handler_states.get(handler)
+        if state is None:
+            state = ""
+            for suf in _SUFFIXES:
+                if (
+                    handler.endswith(suf)
+                    and handler[: -len(suf)] in transition.machine.schema
+                ):
+                    state = handler[: -len(suf)]
+                    break
+            if len(self._handler_states) >= _MAX_CACHE:
+                self._handler_states.clear()
+            self._handler_states[handler] = state
+        ms.steps.append((_HANDLER, state, "", handler))
 
     def transition_end(self, transition: Transition) -> None:
         """Finish the record and emit it."""
         mach = transition.machine
         ms = self._m.get(mach.id)
-        if ms is None or ms.rec is None or ms.cur is not transition:
+        rec = ms.rec if ms is not None else None
+        if ms is None or rec is None or ms.cur is not transition:
             return
-        rec = ms.rec
-        rec.accepted = transition.is_accepted
+        ok = transition.is_accepted
+        rec["ok"] = ok
+        steps = ms.steps
         if self.steps:
-            rec.steps = ms.steps + [
-                Step(t, s, src, d) for t, s, src, d in transition.change_steps()
-            ]
-        rec.clocks = [mach.tick(s) for s in mach.state_names]
-        rec.logs = ms.logs
-        rec.pre_logs = ms.pre_logs
-        rec.time_end = time.time()
-        rec.machine_tick = mach.machine_tick
+            if not ok and steps and steps[-1][0] == _HANDLER:
+                # canceled by the last handler called
+                last = steps[-1]
+                steps.append((_CANCEL, last[1], "", last[3]))
+            if ok and not transition.mutation.is_check:
+                steps.extend(self._plan_steps(transition)[1])
+        rec["s"] = steps
+        rec["c"] = list(mach.time())
+        rec["l"] = ms.logs
+        rec["pl"] = ms.pre_logs
+        rec["t1"] = time.time()
+        rec["mt2"] = mach.machine_tick
         ms.logs, ms.pre_logs, ms.steps = [], [], []
         ms.cur = ms.rec = None
-        self.emit({"t": "x", "m": mach.id, "x": tx_to_wire(rec)})
+        self.emit({"t": "x", "m": mach.id, "x": rec})
 
     def mutation_queued(self, machine: Machine, mutation: Mutation) -> None:
         """Not recorded (a queued mutation shows as its transition)."""
@@ -245,6 +260,9 @@ class Sender:
         """Dropped transitions per machine id."""
         self.connected: threading.Event = threading.Event()
         """Set while connected."""
+        self.disconnected: threading.Event = threading.Event()
+        """Set while not connected."""
+        self.disconnected.set()
         self.connects: int = 0
         """How many times it connected."""
         self.sent: int = 0
@@ -321,6 +339,7 @@ class Sender:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._hello(sock)
                 self.connects += 1
+                self.disconnected.clear()
                 self.connected.set()
                 backoff = 0.05
                 self._pump(sock)
@@ -328,14 +347,17 @@ class Sender:
                 pass
             finally:
                 self.connected.clear()
+                self.disconnected.set()
                 sock.close()
 
     def _pump(self, sock: socket.socket) -> None:
         q = self._q
         while True:
             msg = q.get()
+            # let a batch gather: fewer wake-ups, less GIL contention
+            self._stop.wait(0.002)
             batch = [msg]
-            while len(batch) < 512:
+            while len(batch) < 4096:
                 try:
                     batch.append(q.get_nowait())
                 except queue.Empty:
@@ -349,11 +371,16 @@ class Sender:
                     if self._reported.get(k) != v
                 }
                 self._reported.update(counts)
+            # the collector never writes: a readable socket is a closed one
+            readable, _, _ = select.select([sock], [], [], 0)
+            closed = bool(readable) and not sock.recv(1, socket.MSG_PEEK)
             frames = [
                 encode_frame({"t": "c", "m": k, "n": v}) for k, v in counts.items()
             ]
             frames += [encode_frame(m) for m in msgs]
             try:
+                if closed:
+                    raise ConnectionResetError("the collector closed the connection")
                 sock.sendall(b"".join(frames))
             except OSError:
                 # the batch is lost: count its transitions as dropped
