@@ -167,3 +167,22 @@ def test_bootstrap_worker_addr_is_multi() -> None:
     tick = mach.tick(BootstrapStates.WorkerAddr)
     mach.add1(BootstrapStates.WorkerAddr, {"addr": "127.0.0.1:2"})
     assert mach.tick(BootstrapStates.WorkerAddr) == tick + 2
+
+
+def test_am_gen_inherits_the_node_schemas(capsys: pytest.CaptureFixture[str]) -> None:
+    from asyncmachine.gen import main
+
+    argv = ["states-file", "-n", "Pool", "-s", "Hashing:require(Working)"]
+    argv += ["-i", "worker", "-o", "-"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "class PoolStates(WorkerStates):" in out
+    ns: dict[str, object] = {}
+    exec(compile(out, "<gen>", "exec"), ns)
+    mach = am.Machine(ns["POOL_SCHEMA"])  # type: ignore[arg-type]
+    assert mach.state_names == ns["PoolStates"].names()  # type: ignore[attr-defined]
+    assert set(mach.state_names) == {*WorkerStates.names(), "Hashing"}
+    mach.add([WorkerStates.Start, WorkerStates.LocalRpcReady, WorkerStates.Ready])
+    assert mach.add1("Hashing") == am.Result.CANCELED  # requires Working
+    mach.add([WorkerStates.Working, "Hashing"])
+    assert mach.is_(["Working", "Hashing"])
