@@ -74,7 +74,9 @@ class SupervisorStates(BasicStates):
     WorkerKilled: str = am.state()
     """A worker was killed and reaped (Multi)."""
     WorkerReady: str = am.state()
-    """A worker became ready (Multi, adds `PoolReady`)."""
+    """A worker became ready (Multi, adds `PoolReady`; an active
+    `PoolStarting` blocks that, so a supervisor adds `PoolReady` itself when
+    the pool's minimum is met)."""
     WorkerGone: str = am.state()
     """A worker disconnected or died (Multi, removes `PoolReady`)."""
     ClientConnected: str = am.state()
