@@ -41,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     "integrations": CORE | RUNTIME | {"asyncmachine", "helpers"},
     # the am-repl entry point, outside rpc so a missing extra is one line
     "_repl_main": {"rpc"},
+    "debugger": CORE | RUNTIME | {"asyncmachine"},
 }
 # third-party packages each unit may import at run time
 THIRD_PARTY: dict[str, set[str]] = {
@@ -59,6 +60,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "history": {"anyio", "attrs", "sqlalchemy", "psycopg"},
     "integrations": {"anyio", "attrs", "nats"},
     "_repl_main": set(),
+    "debugger": {"anyio", "attrs", "brotli"},
 }
 KNOWN_THIRD_PARTY = {
     "anyio",
