@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from ._collector import Collector as Collector
 from ._collector import apply_message as apply_message
+from ._gob import GobDecodeError as GobDecodeError
+from ._gob import GobInterface as GobInterface
+from ._gob import GobType as GobType
+from ._gob import decode_gob as decode_gob
+from ._gob import go_time as go_time
 from ._model import LogEntry as LogEntry
 from ._model import MachineRecord as MachineRecord
 from ._model import Session as Session
@@ -34,6 +39,9 @@ __all__ = [
     "DEFAULT_ADDR",
     "Collector",
     "DebugTracer",
+    "GobDecodeError",
+    "GobInterface",
+    "GobType",
     "LogEntry",
     "MachineRecord",
     "Sender",
@@ -44,6 +52,8 @@ __all__ = [
     "apply_message",
     "bind_dbg",
     "close_senders",
+    "decode_gob",
+    "go_time",
     "list_clients",
     "machine_record",
     "mermaid",
