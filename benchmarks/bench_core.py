@@ -22,6 +22,16 @@ d. canceled: ``add1("A")`` where A requires the inactive B; transitions gets
 e. is1: ``is1("A")`` / ``is_A()``.
 f. create: build a two-state machine.
 
+Then the scale section (asyncmachine only, one-shot timings, best of N
+with fresh state names each time so that no cached plan is reused):
+
+- toggle (a) beside 20 / 2,000 / 20,000 other states, half of them active
+  (activated one by one), as a ratio to the 20-state one;
+- 5,000 states with a handler object bound, 2,500 active: ``add`` all;
+- a 10,000-long require chain: ``add`` all, then ``remove1`` the first
+  (the cascade);
+- the estimated bytes of the plan cache after those.
+
 Usage::
 
     python benchmarks/bench_core.py            # full run (about 30 s)
@@ -47,6 +57,7 @@ from transitions import Machine as TMachine
 from transitions.extensions.asyncio import AsyncMachine as TAsyncMachine
 
 import asyncmachine as am
+from asyncmachine import _resolve as am_resolve
 
 SyncOp = Callable[[], object]
 AsyncOp = Callable[[], Awaitable[object]]
@@ -476,6 +487,95 @@ def render(rows: list[Row], markdown: bool) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------
+# scale (asyncmachine only)
+
+_fresh = itertools.count()
+
+
+def am_toggle_among(others: int) -> tuple[SyncOp, int]:
+    u = next(_fresh)
+    names = [f"O{i}x{u}" for i in range(others)]
+    schema: am.Schema = {**TOGGLE_SCHEMA, **{n: am.State() for n in names}}
+    mach = _am(schema)
+    for n in names[::2]:
+        mach.add1(n)
+    add1 = mach.add1
+
+    def op() -> None:
+        add1("A")
+        add1("B")
+
+    return op, 2
+
+
+class _LargeHandlers:
+    def S1State(self, e: am.Event) -> None:
+        pass
+
+    def S2Enter(self, e: am.Event) -> bool:
+        return True
+
+
+def large_add_all(n: int) -> float:
+    u = next(_fresh)
+    names = ["S0", "S1", "S2", *(f"S{i}x{u}" for i in range(3, n))]
+    mach = _am({s: am.State() for s in names}, _LargeHandlers())
+    mach.add(names[::2])
+    start = time.perf_counter()
+    mach.add(names)
+    return time.perf_counter() - start
+
+
+def chain(n: int) -> tuple[float, float]:
+    u = next(_fresh)
+    names = [f"C{i}x{u}" for i in range(n)]
+    schema: am.Schema = {names[0]: am.State()}
+    for prev, name in itertools.pairwise(names):
+        schema[name] = am.State(require=[prev])
+    mach = _am(schema)
+    start = time.perf_counter()
+    mach.add(names)
+    added = time.perf_counter() - start
+    assert mach.is1(names[-1])
+    start = time.perf_counter()
+    mach.remove1(names[0])
+    removed = time.perf_counter() - start
+    assert not mach.is1(names[-1])
+    return added, removed
+
+
+def run_scale(timing: Timing, quick: bool) -> str:
+    sizes = (20, 200) if quick else (20, 2_000, 20_000)
+    large, long_chain = (500, 1_000) if quick else (5_000, 10_000)
+    repeat = 1 if quick else timing.repeat
+    lines = []
+    base = 0.0
+    for others in sizes:
+        ns = measure(*am_toggle_among(others), timing)
+        base = base or ns
+        lines.append(
+            f"toggle among {others:,} other states: {ns:,.0f} ns/op, "
+            f"{ns / base:.2f}x the {sizes[0]}-state one"
+        )
+    gc.collect()
+    best = min(large_add_all(large) for _ in range(repeat))
+    lines.append(
+        f"{large:,} states, handlers bound, add all: {best * 1e3:.1f} ms (goal < 50)"
+    )
+    runs = [chain(long_chain) for _ in range(repeat)]
+    lines.append(
+        f"{long_chain:,}-long require chain: add all "
+        f"{min(a for a, _ in runs) * 1e3:.1f} ms, remove cascade "
+        f"{min(r for _, r in runs) * 1e3:.1f} ms (goal < 100 each)"
+    )
+    lines.append(
+        f"plan cache bound: {am_resolve.PLAN_CACHE_BYTES / 2**20:.0f} MiB "
+        "(estimated) per schema"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -500,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat or (2 if args.quick else 5),
     )
     keys = {k.strip() for k in args.only.split(",") if k.strip()}
-    unknown = keys - {w.key for w in WORKLOADS}
+    unknown = keys - {w.key for w in WORKLOADS} - {"scale"}
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
     workloads = [w for w in WORKLOADS if not keys or w.key in keys]
@@ -513,6 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = run(workloads, timing)
     print(render(rows, args.markdown))
+    if not keys or "scale" in keys:
+        print()
+        print(run_scale(timing, args.quick))
     return 0
 
 

@@ -60,7 +60,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "history": {"anyio", "attrs", "sqlalchemy", "psycopg"},
     "integrations": {"anyio", "attrs", "nats"},
     "_repl_main": set(),
-    "debugger": {"anyio", "attrs", "textual", "rich"},
+    "debugger": {"anyio", "attrs", "msgpack", "textual", "rich"},
 }
 KNOWN_THIRD_PARTY = {
     "anyio",

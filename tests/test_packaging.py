@@ -55,7 +55,7 @@ def test_project_urls_are_absolute() -> None:
 
 def test_console_scripts_point_at_functions() -> None:
     scripts = _pyproject()["project"]["scripts"]
-    assert set(scripts) == {"am-gen", "am-repl", "am-vis", "am-history"}
+    assert set(scripts) == {"am-gen", "am-repl", "am-vis", "am-history", "am-dbg"}
     for target in scripts.values():
         assert re.fullmatch(r"[\w.]+:\w+", target)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ._types import StateNameError
 
-__all__ = ["Binding", "scan_handlers"]
+__all__ = ["Binding", "handler_pairs", "scan_handlers"]
 
 SUFFIXES = ("Enter", "Exit", "State", "End")
 NEGOTIATION_SUFFIXES = ("Enter", "Exit")
@@ -20,7 +20,7 @@ ANY_STATE = "AnyState"
 class Binding:
     """One bound handler object and the handler methods found on it."""
 
-    __slots__ = ("async_names", "id", "methods", "number", "obj")
+    __slots__ = ("async_names", "id", "methods", "number", "obj", "pairs")
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class Binding:
         self.obj = obj
         self.methods = methods
         self.async_names = async_names
+        self.pairs: frozenset[tuple[str, str]] = frozenset()
 
 
 def new_binding_id() -> str:
@@ -48,6 +49,20 @@ def _split_pair(name: str, index: Mapping[str, int]) -> list[tuple[str, str]]:
         for i in range(1, len(name))
         if name[:i] in index and name[i:] in index
     ]
+
+
+def handler_pairs(
+    methods: Mapping[str, object], index: Mapping[str, int]
+) -> frozenset[tuple[str, str]]:
+    """Every (X, Y) of two different states whose `XY` names a method: the
+    cross handlers a transition may call, so a handler plan looks up only
+    these instead of every active x target pair."""
+    return frozenset(
+        pair
+        for name in methods
+        for pair in _split_pair(name, index)
+        if pair[0] != pair[1]
+    )
 
 
 def scan_handlers(

@@ -15,10 +15,17 @@ from typing import Any, Final, Self
 
 from . import _export
 from ._ctx import CtxBase, _noop
-from ._handlers import ANY_ENTER, ANY_STATE, Binding, new_binding_id, scan_handlers
+from ._handlers import (
+    ANY_ENTER,
+    ANY_STATE,
+    Binding,
+    handler_pairs,
+    new_binding_id,
+    scan_handlers,
+)
 from ._log import LogArgsMapper, LogSink, default_log_args_mapper, format_args
 from ._log import stdlib_sink as _stdlib_sink
-from ._resolve import Plan, re_resolve, resolve
+from ._resolve import PLAN_CACHE_BYTES, Plan, plan_bytes, re_resolve, resolve
 from ._schema import compile_schema
 from ._tracer import Tracer
 from ._transition import Event, Mutation, Transition
@@ -742,8 +749,6 @@ class CoreMachine:
         key = (mut.type, mut.called, mask, mut.auto, mut.is_check)
         plan = self._plans.get(key)
         if plan is None:
-            if len(self._plans) >= _PLAN_CACHE_MAX:
-                self._plans.clear()
             plan = resolve(
                 self._cs,
                 mut.type,
@@ -752,8 +757,23 @@ class CoreMachine:
                 mut.auto,
                 mut.is_check,
             )
-            self._plans[key] = plan
+            self._cache_plan(key, plan)
         return plan
+
+    def _cache_plan(self, key: tuple[Any, ...], plan: Plan) -> None:
+        # the cache is bounded by count and by the estimated bytes of its
+        # plans (a plan grows with the active and target states)
+        cs = self._cs
+        size = plan_bytes(plan)
+        if (
+            len(self._plans) >= _PLAN_CACHE_MAX
+            or cs.plans_bytes + size > PLAN_CACHE_BYTES
+        ):
+            self._plans.clear()
+            self._hp_cache.clear()
+            cs.plans_bytes = 0
+        self._plans[key] = plan
+        cs.plans_bytes += size
 
     def _active(self, mask: int) -> tuple[str, ...]:
         active = self._active_cache.get(mask)
@@ -794,14 +814,30 @@ class CoreMachine:
             add_neg(_EXIT, s, "", s + "Exit")
         for s in plan.enters:
             add_neg(_ENTER, s, "", s + "Enter")
+        before_set = plan.before_set
         if plan.mtype is not _REMOVE:
-            before_set = plan.before_set
             for s in plan.target:
                 if s in before_set:
                     add_neg(_SELF, s, s, s + s)
-        for x in plan.before:
-            for y in plan.target:
-                if x != y:
+        if everything:
+            for x in plan.before:
+                for y in plan.target:
+                    if x != y:
+                        add_neg(_CROSS, x, y, x + y)
+        else:
+            # only the pairs some binding has a method for (in the order
+            # of the full before x target walk above)
+            target_set = frozenset(plan.target)
+            pairs = {
+                p
+                for b in self._bindings
+                for p in b.pairs
+                if p[0] in before_set and p[1] in target_set
+            }
+            if pairs:
+                bpos = {s: i for i, s in enumerate(plan.before)}
+                tpos = {s: i for i, s in enumerate(plan.target)}
+                for x, y in sorted(pairs, key=lambda p: (bpos[p[0]], tpos[p[1]])):
                     add_neg(_CROSS, x, y, x + y)
         add_neg(_ANY_ENTER, "", "", ANY_ENTER)
 
@@ -1043,7 +1079,7 @@ class CoreMachine:
         out = self._plans.get(key)
         if out is None:
             out = re_resolve(self._cs, plan, target)
-            self._plans[key] = out
+            self._cache_plan(key, out)
         return out
 
     def _auto_candidates(self) -> tuple[str, ...]:
@@ -1466,6 +1502,7 @@ class CoreMachine:
             raise ValueError(f"binding id {binding_id!r} is already bound")
         methods, async_names = scan_handlers(obj, self._index, self._id)
         binding = Binding(self._bind_count, binding_id, obj, methods, async_names)
+        binding.pairs = handler_pairs(methods, self._index)
         self._bind_count += 1
         self._bindings.append(binding)
         self._bind_gen += 1

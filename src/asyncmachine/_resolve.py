@@ -11,9 +11,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._schema import CompiledSchema
-from ._types import LogLevel, MutationType
+from ._types import LogLevel, MutationType, StepType
 
-__all__ = ["Plan", "resolve", "target_states"]
+__all__ = [
+    "PLAN_CACHE_BYTES",
+    "Plan",
+    "RawStep",
+    "change_steps",
+    "plan_bytes",
+    "relation_steps",
+    "resolve",
+    "target_states",
+]
+
+RawStep = tuple[StepType, str, str, str]
+"""A step as the core records it: (type, state, source, data)."""
 
 _ADD = MutationType.ADD
 _REMOVE = MutationType.REMOVE
@@ -41,6 +53,7 @@ class Plan:
         "is_auto",
         "logs",
         "mtype",
+        "steps",
         "target",
         "to_set",
     )
@@ -64,6 +77,32 @@ class Plan:
         self.handlers_gen: int = -1
         self.handlers: Any = None
         self.auto_candidates: Any = None
+        # relation steps, built on the first request (relation_steps)
+        self.steps: tuple[RawStep, ...] | None = None
+
+
+PLAN_CACHE_BYTES = 64 * 1024 * 1024
+"""The bound of one compiled schema's plan cache, in estimated bytes."""
+
+
+def plan_bytes(plan: Plan) -> int:
+    """Estimate the memory a cached `plan` holds, from its entries: a tuple
+    slot is 8 bytes, a frozenset entry about 40, a `changes` pair or an
+    `apply` triple about 70 with its slot (state names are shared)."""
+    slots = (
+        len(plan.before)
+        + len(plan.to_set)
+        + len(plan.target)
+        + len(plan.exits)
+        + len(plan.enters)
+    )
+    return (
+        600
+        + 8 * slots
+        + 40 * len(plan.before_set)
+        + 70 * (len(plan.changes) + len(plan.apply))
+        + sum(60 + len(text) for _, text in plan.logs)
+    )
 
 
 def _expand_add(
@@ -91,21 +130,34 @@ def _drop_unmet(
     logs: list[tuple[int, str]],
     is_auto: bool,
 ) -> list[str]:
+    # Rounds: each drops the names missing a requirement among the names
+    # left by the previous round. After the first, only the names that
+    # require a just-dropped one can change, so a round checks only those.
     require = cs.require
+    required_by = cs.required_by
+    present = set(names)
     dropped: list[str] = []
-    while True:
-        present = set(names)
-        kept: list[str] = []
-        for n in names:
+    check: list[str] = names
+    pos: dict[str, int] | None = None
+    while check:
+        gone: list[str] = []
+        for n in check:
             missing = [r for r in require[n] if r not in present]
             if missing:
                 dropped.append(n + "(-" + " -".join(missing) + ")")
-            else:
-                kept.append(n)
-        if len(kept) == len(names):
+                gone.append(n)
+        if not gone:
             break
-        names = kept
+        present.difference_update(gone)
+        nxt = {m for g in gone for m in required_by[g] if m in present}
+        if len(nxt) > 1:
+            if pos is None:
+                pos = {n: i for i, n in enumerate(names)}
+            check = sorted(nxt, key=pos.__getitem__)
+        else:
+            check = list(nxt)
     if dropped:
+        names = [n for n in names if n in present]
         if is_auto:
             logs.append((_DECISIONS, "[reject:auto] " + " ".join(dropped)))
         else:
@@ -130,12 +182,15 @@ def target_states(
         logs,
         is_auto,
     )
-    remove_sets = cs.remove_sets
+    removed_by = cs.removed_by
+    pos = {n: i for i, n in enumerate(l1)}
     blocked: set[str] = set()
     kept: list[str] = []
     for n in reversed(l1):
-        blockers = [b for b in l1 if n in remove_sets[b] and b not in blocked]
+        blockers = [b for b in removed_by[n] if b in pos and b not in blocked]
         if blockers:
+            if len(blockers) > 1:
+                blockers.sort(key=pos.__getitem__)
             blocked.add(n)
             level = _OPS if n in before_set else _DECISIONS
             logs.append((level, f"[rel:remove] {n} by {' '.join(blockers)}"))
@@ -175,7 +230,8 @@ def resolve(
     logs: list[tuple[int, str]] = []
     target = target_states(cs, mtype, called, to_set, before_set, is_auto, logs)
     target_set = frozenset(target)
-    implied = [s for s in target if s not in to_set]
+    to_set_keys = set(to_set)
+    implied = [s for s in target if s not in to_set_keys]
     if implied:
         logs.append((_OPS, "[implied] " + " ".join(implied)))
 
@@ -224,7 +280,8 @@ def _exits_enters(cs: CompiledSchema, plan: Plan) -> None:
             changes.append((s, 2))
     plan.enters = tuple(enters)
     plan.changes = tuple([(s, 1) for s in plan.exits] + changes)
-    plan.apply = tuple((s, d, s not in plan.exits) for s, d in plan.changes)
+    exits = set(plan.exits)
+    plan.apply = tuple((s, d, s not in exits) for s, d in plan.changes)
     index = cs.index
     mask = 0
     for s in target:
@@ -252,3 +309,62 @@ def re_resolve(cs: CompiledSchema, plan: Plan, target: Sequence[str]) -> Plan:
     out.logs = tuple(logs)
     _exits_enters(cs, out)
     return out
+
+
+def relation_steps(cs: CompiledSchema, plan: Plan) -> tuple[RawStep, ...]:
+    """The steps of relation resolution for `plan`, cached on it.
+
+    Derived from the plan's inputs and outcome, only when a tracer asks
+    (docs/debugger.md): requested states, states implied by Add, dropped by
+    Remove or by an unmet Require, the After ordering of the target, and a
+    rejection of the called states.
+    """
+    if plan.steps is not None:
+        return plan.steps
+    steps: list[RawStep] = [(StepType.REQUESTED, s, "", "") for s in plan.called]
+    to_set = plan.to_set
+    to_set_set = frozenset(to_set)
+    target = plan.target
+    target_set = frozenset(target)
+    remove_called = frozenset(plan.called) if plan.mtype is _REMOVE else frozenset()
+    # the states the Add relations of to_set reach, as resolution expands them
+    rc = remove_called if plan.mtype is _REMOVE else None
+    first = _expand_add(cs, to_set, plan.before_set, rc)
+    cands = list(dict.fromkeys([*first, *_expand_add(cs, first, plan.before_set, rc)]))
+    for s in cands:
+        if s in target_set:
+            if s not in to_set_set:
+                src = next((t for t in cands if s in cs.adds[t]), "")
+                steps.append((StepType.IMPLIED, s, src, ""))
+            continue
+        missing = [r for r in cs.require[s] if r not in target_set]
+        if missing:
+            steps.append((StepType.BLOCKED, s, missing[0], ""))
+            continue
+        src = next((b for b in target if s in cs.remove_sets[b]), "")
+        if not src:
+            src = next((b for b in cands if s in cs.remove_sets[b]), "")
+        steps.append((StepType.REMOVED, s, src, ""))
+    steps.extend(
+        (StepType.AFTER, s, a, "")
+        for s in target
+        for a in cs.names
+        if a in cs.after[s] and a in target_set
+    )
+    if not plan.accepted:
+        steps.extend(
+            (StepType.CANCEL, s, "", "rejected")
+            for s in plan.called
+            if s not in target_set
+        )
+    out = tuple(steps)
+    plan.steps = out
+    return out
+
+
+def change_steps(plan: Plan) -> tuple[RawStep, ...]:
+    """The SET and REMOVE steps of an applied `plan` (exits first)."""
+    return tuple(
+        [(StepType.REMOVE, s, "", "") for s in plan.exits]
+        + [(StepType.SET, s, "", "") for s in plan.enters]
+    )

@@ -63,6 +63,7 @@ class CompiledSchema:
         "active_cache",
         "auto_cache",
         "plans",
+        "plans_bytes",
         "adds",
         "after",
         "auto",
@@ -73,7 +74,9 @@ class CompiledSchema:
         "relation_error",
         "remove",
         "remove_sets",
+        "removed_by",
         "require",
+        "required_by",
         "states",
         "topology",
         "user_schema",
@@ -115,9 +118,20 @@ class CompiledSchema:
         self.remove = {n: s.remove for n, s in states.items()}
         self.remove_sets = {n: frozenset(s.remove) for n, s in states.items()}
         self.after = {n: frozenset(s.after) for n, s in states.items()}
+        # reverse indexes, so that resolution visits only related states
+        required_by: dict[str, list[str]] = {n: [] for n in names}
+        removed_by: dict[str, list[str]] = {n: [] for n in names}
+        for n, st in states.items():
+            for r in st.require:
+                required_by.setdefault(r, []).append(n)
+            for r in self.remove_sets[n]:
+                removed_by.setdefault(r, []).append(n)
+        self.required_by = required_by
+        self.removed_by = removed_by
         self.relation_error = ""
         self.topology = self._topology()
         self.plans: dict[tuple[Any, ...], Any] = {}
+        self.plans_bytes = 0  # estimated size of `plans` (_resolve.plan_bytes)
         self.auto_cache: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.active_cache: dict[int, tuple[str, ...]] = {0: ()}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, final
 
-from ._types import Clock, MutationType
+from ._resolve import change_steps, relation_steps
+from ._types import Clock, MutationType, StepType
 
 if TYPE_CHECKING:
     from ._resolve import Plan
@@ -132,6 +133,20 @@ class Transition:
             for name, delta in self._plan.changes:
                 clock[name] += delta
         return clock
+
+    def relation_steps(self) -> list[tuple[StepType, str, str, str]]:
+        """The steps of relation resolution, as `(type, state, source, data)`.
+
+        Computed on request and cached with the resolution plan; free for
+        machines whose tracers never ask (docs/debugger.md).
+        """
+        return list(relation_steps(self.machine._cs, self._plan))
+
+    def change_steps(self) -> list[tuple[StepType, str, str, str]]:
+        """The REMOVE and SET steps of the (applied) plan, exits first."""
+        if not self.is_accepted or self.mutation.is_check:
+            return []
+        return list(change_steps(self._plan))
 
     def __repr__(self) -> str:
         m = self.mutation

@@ -23,6 +23,7 @@ __all__ = [
     "SchemaError",
     "State",
     "StateNameError",
+    "StepType",
     "Time",
 ]
 
@@ -102,6 +103,32 @@ class LogLevel(enum.IntEnum):
 
     def __str__(self) -> str:
         return self.name.lower()
+
+
+class StepType(enum.IntEnum):
+    """What one step of a transition did (Go's `am.StepType`, our names).
+
+    Steps are recorded only for tracers that ask (docs/debugger.md).
+    """
+
+    REQUESTED = 1
+    """A called state."""
+    IMPLIED = 2
+    """Added by another state's Add relation (`source` adds `state`)."""
+    REMOVED = 3
+    """Dropped by another state's Remove relation (`source` removes it)."""
+    BLOCKED = 4
+    """Dropped because its Require relation is unmet (`source` is missing)."""
+    AFTER = 5
+    """Ordered after another state (`state` After `source`)."""
+    HANDLER = 6
+    """A handler was called (`data` is its name)."""
+    CANCEL = 7
+    """The transition was canceled (`data`: the handler, or "rejected")."""
+    SET = 8
+    """The state became active (or a multi state was re-activated)."""
+    REMOVE = 9
+    """The state became inactive."""
 
 
 class Position(enum.IntEnum):

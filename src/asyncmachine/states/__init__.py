@@ -11,9 +11,11 @@ states. Merge a schema into your own with `am.schema_merge`:
 
 - basic: `Start`, `Ready`, `Healthcheck`, `Heartbeat` and error states;
 - connected: a connection's four states, and a pool of connections;
-- disposed: disposal in states, and `DisposedHandlers` running it.
+- disposed: disposal in states, and `DisposedHandlers` running it;
+- node: a supervisor of a worker pool, its workers, their clients and a
+  worker's bootstrap machine (Go's `pkg/node/states`).
 
-The connected and disposed schemas include the basic one (they need
+The connected, disposed and node schemas include the basic one (they need
 `Start`).
 """
 
@@ -32,14 +34,30 @@ from ._disposed import DISPOSED_SCHEMA as DISPOSED_SCHEMA
 from ._disposed import DisposalHandler as DisposalHandler
 from ._disposed import DisposedHandlers as DisposedHandlers
 from ._disposed import DisposedStates as DisposedStates
+from ._node import BOOTSTRAP_SCHEMA as BOOTSTRAP_SCHEMA
+from ._node import NODE_CLIENT_SCHEMA as NODE_CLIENT_SCHEMA
+from ._node import SUPERVISOR_SCHEMA as SUPERVISOR_SCHEMA
+from ._node import WORKER_SCHEMA as WORKER_SCHEMA
+from ._node import BootstrapStates as BootstrapStates
+from ._node import NodeClientGroups as NodeClientGroups
+from ._node import NodeClientStates as NodeClientStates
+from ._node import SupervisorGroups as SupervisorGroups
+from ._node import SupervisorStates as SupervisorStates
+from ._node import WorkerGroups as WorkerGroups
+from ._node import WorkerStates as WorkerStates
 
 __all__ = [
     "BASIC_SCHEMA",
+    "BOOTSTRAP_SCHEMA",
     "CONNECTED_SCHEMA",
     "CONN_POOL_SCHEMA",
     "DISPOSED_ARG_HANDLER",
     "DISPOSED_SCHEMA",
+    "NODE_CLIENT_SCHEMA",
+    "SUPERVISOR_SCHEMA",
+    "WORKER_SCHEMA",
     "BasicStates",
+    "BootstrapStates",
     "ConnPoolGroups",
     "ConnPoolStates",
     "ConnectedGroups",
@@ -48,5 +66,11 @@ __all__ = [
     "DisposalHandler",
     "DisposedHandlers",
     "DisposedStates",
+    "NodeClientGroups",
+    "NodeClientStates",
+    "SupervisorGroups",
+    "SupervisorStates",
+    "WorkerGroups",
+    "WorkerStates",
     "add_err_connecting",
 ]

@@ -1,0 +1,170 @@
+"""The collector: accepts debug streams and keeps them in a `Session`.
+
+Runs in any anyio app (asyncio or trio): `async with Collector(addr) as c:`
+listens in the background; `await c.serve()` listens until canceled. See
+docs/debugger.md.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+import msgpack  # type: ignore[import-untyped]
+
+from ._model import LogEntry, Session
+from ._tracer import parse_addr
+from ._wire import MAX_FRAME, VERSION, machine_from_wire, tx_from_wire
+
+__all__ = ["Collector", "apply_message"]
+
+_LEN = struct.Struct(">I")
+
+
+def apply_message(
+    session: Session, msg: dict[str, Any], seen: set[str] | None = None
+) -> None:
+    """Apply one wire message to `session` (ValueError on a bad one).
+
+    `seen` collects the machine ids the message names (the collector marks
+    them disconnected when their connection closes).
+    """
+    t = msg.get("t")
+    if t == "m":
+        rec = machine_from_wire(msg)
+        session.add_machine(rec)
+        if seen is not None:
+            seen.add(rec.id)
+    elif t == "x":
+        mid = str(msg["m"])
+        if mid not in session.machines:
+            raise ValueError(f"transition of unknown machine {mid!r}")
+        session.add_transition(mid, tx_from_wire(msg["x"]))
+    elif t == "c":
+        mach = session.machines.get(str(msg["m"]))
+        if mach is not None:
+            mach.dropped = int(msg["n"])
+            session.version += 1
+    elif t == "l":
+        session.add_log(
+            str(msg["m"]), LogEntry(int(msg["l"]), str(msg["x"]), float(msg["ts"]))
+        )
+    elif t == "d":
+        mach = session.machines.get(str(msg["m"]))
+        if mach is not None:
+            mach.connected = False
+            session.version += 1
+    elif t == "h":
+        if msg.get("v") != VERSION:
+            raise ValueError(
+                f"debug stream version {msg.get('v')!r}, this collector reads {VERSION}"
+            )
+    else:
+        raise ValueError(f"unknown debug message type {t!r}")
+
+
+class Collector:
+    """Accepts any number of machines' debug streams into `session`.
+
+    `addr` is `host:port` (port 0 picks a free one: read `port` once
+    listening). `max_memory` caps the session (bytes, 0 = none).
+    `on_change` is called after each batch of messages. `errors` counts the
+    connections closed for a malformed stream.
+    """
+
+    def __init__(
+        self,
+        addr: str = "localhost:6831",
+        *,
+        session: Session | None = None,
+        max_memory: int = 0,
+        on_change: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.host, self.port = parse_addr(addr)
+        self.session: Session = session if session is not None else Session()
+        """The store every stream lands in."""
+        if max_memory:
+            self.session.max_memory = max_memory
+        self.on_change: Callable[[Session], None] | None = on_change
+        """Called after each batch of applied messages."""
+        self.clients: int = 0
+        """Connected clients now."""
+        self.errors: int = 0
+        """Connections closed for a malformed stream."""
+        self.listening: anyio.Event = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    port: int
+    """The port listened on (the real one once `listening` is set)."""
+    host: str
+    """The host listened on."""
+
+    async def serve(self) -> None:
+        """Listen and collect until canceled."""
+        listener = await anyio.create_tcp_listener(
+            local_host=self.host, local_port=self.port, reuse_port=False
+        )
+        sock = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+        self.port = int(sock)
+        self.listening.set()
+        async with listener:
+            await listener.serve(self._handle)
+
+    async def __aenter__(self) -> Collector:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self.serve)
+        await self.listening.wait()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        self.clients += 1
+        seen: set[str] = set()
+        buf = bytearray()
+        session = self.session
+        try:
+            async with stream:
+                while True:
+                    try:
+                        data = await stream.receive(65536)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        return
+                    buf += data
+                    changed = False
+                    while len(buf) >= 4:
+                        (n,) = _LEN.unpack_from(buf)
+                        if n > MAX_FRAME:
+                            raise ValueError(f"debug frame of {n} bytes")
+                        if len(buf) < 4 + n:
+                            break
+                        msg = msgpack.unpackb(bytes(buf[4 : 4 + n]), raw=False)
+                        del buf[: 4 + n]
+                        if not isinstance(msg, dict):
+                            raise ValueError("debug frame is not a map")
+                        apply_message(session, msg, seen)
+                        changed = True
+                    if changed and self.on_change is not None:
+                        self.on_change(session)
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+            self.errors += 1
+        finally:
+            self.clients -= 1
+            for mid in seen:
+                mach = session.machines.get(mid)
+                if mach is not None:
+                    mach.connected = False
+            session.version += 1

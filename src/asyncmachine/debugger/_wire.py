@@ -1,0 +1,129 @@
+"""The debug stream's messages and frames (docs/debugger.md, "Wire format").
+
+A connection is a sequence of frames: a 4-byte big-endian length, then a
+msgpack map. The first frame is the hello `{"t": "h", "v": VERSION}`; then
+machine records (`"m"`), transitions (`"x"`), drop counts (`"c"`) and
+disposals (`"d"`), in any order, a machine's record before its transitions.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from ._model import LogEntry, MachineRecord, Step, StepType, TransitionRecord
+
+__all__ = [
+    "MAX_FRAME",
+    "VERSION",
+    "encode_frame",
+    "machine_from_wire",
+    "machine_to_wire",
+    "tx_from_wire",
+    "tx_to_wire",
+]
+
+VERSION = 1
+"""Version of the wire format; a collector refuses other versions."""
+MAX_FRAME = 16 * 1024 * 1024
+"""The largest frame a collector accepts, in bytes."""
+
+_LEN = struct.Struct(">I")
+
+
+def encode_frame(msg: dict[str, Any]) -> bytes:
+    """One length-prefixed msgpack frame."""
+    body: bytes = msgpack.packb(msg, use_bin_type=True)
+    return _LEN.pack(len(body)) + body
+
+
+def _logs_to_wire(logs: list[LogEntry]) -> list[list[Any]]:
+    return [[e.level, e.text, e.time] for e in logs]
+
+
+def _logs_from_wire(raw: list[list[Any]]) -> list[LogEntry]:
+    return [LogEntry(int(lv), str(t), float(ts)) for lv, t, ts in raw]
+
+
+def tx_to_wire(tx: TransitionRecord) -> dict[str, Any]:
+    """A transition record as a msgpack-able map."""
+    return {
+        "id": tx.id,
+        "c": tx.clocks,
+        "cs": tx.called,
+        "mt": tx.mutation,
+        "ok": tx.accepted,
+        "f": (tx.is_auto and 1) | (tx.is_check and 2) | (tx.is_queued and 4),
+        "s": [[int(s.type), s.state, s.source, s.data] for s in tx.steps],
+        "l": _logs_to_wire(tx.logs),
+        "pl": _logs_to_wire(tx.pre_logs),
+        "a": tx.args,
+        "t0": tx.time,
+        "t1": tx.time_end,
+        "qt": tx.queue_tick,
+        "mt2": tx.machine_tick,
+    }
+
+
+def tx_from_wire(raw: dict[str, Any]) -> TransitionRecord:
+    """The inverse of `tx_to_wire` (ValueError/KeyError on a malformed map)."""
+    flags = int(raw["f"])
+    return TransitionRecord(
+        id=str(raw["id"]),
+        clocks=[int(c) for c in raw["c"]],
+        called=[str(s) for s in raw["cs"]],
+        mutation=str(raw["mt"]),
+        accepted=bool(raw["ok"]),
+        is_auto=bool(flags & 1),
+        is_check=bool(flags & 2),
+        is_queued=bool(flags & 4),
+        steps=[
+            Step(StepType(int(t)), str(s), str(src), str(d))
+            for t, s, src, d in raw["s"]
+        ],
+        logs=_logs_from_wire(raw["l"]),
+        pre_logs=_logs_from_wire(raw["pl"]),
+        args={str(k): str(v) for k, v in raw["a"].items()},
+        time=float(raw["t0"]),
+        time_end=float(raw["t1"]),
+        queue_tick=int(raw["qt"]),
+        machine_tick=int(raw["mt2"]),
+    )
+
+
+def machine_to_wire(m: MachineRecord, transitions: bool = False) -> dict[str, Any]:
+    """A machine record (its transitions too, if asked) as a map."""
+    out: dict[str, Any] = {
+        "id": m.id,
+        "states": m.states,
+        "schema": m.schema,
+        "groups": m.groups,
+        "parent": m.parent_id,
+        "tags": m.tags,
+    }
+    if transitions:
+        out["connected"] = m.connected
+        out["dropped"] = m.dropped
+        out["dropped_cap"] = m.dropped_cap
+        out["txs"] = [tx_to_wire(t) for t in m.transitions]
+        out["logs"] = _logs_to_wire(m.logs)
+    return out
+
+
+def machine_from_wire(raw: dict[str, Any]) -> MachineRecord:
+    """The inverse of `machine_to_wire`."""
+    return MachineRecord(
+        id=str(raw["id"]),
+        states=[str(s) for s in raw["states"]],
+        schema={str(k): dict(v) for k, v in raw["schema"].items()},
+        groups={str(k): [str(s) for s in v] for k, v in raw["groups"].items()},
+        parent_id=str(raw["parent"]),
+        tags=[str(t) for t in raw["tags"]],
+        connected=bool(raw.get("connected", True)),
+        dropped=int(raw.get("dropped", 0)),
+        dropped_cap=int(raw.get("dropped_cap", 0)),
+        transitions=[tx_from_wire(t) for t in raw.get("txs", ())],
+        logs=_logs_from_wire(raw.get("logs", [])),
+    )
