@@ -1,13 +1,16 @@
 """am-dbg's Textual UI, driven headless by Textual's pilot.
 
-Textual runs on asyncio only: the pilot runs under `asyncio.run` in sync
-tests, while the debugged machines run on asyncio AND on trio (a thread).
+Textual runs on asyncio only: each test runs the app under `asyncio.run`,
+with the app's in-process `Collector` on loopback. The debugged machines
+report to it over TCP (`bind_dbg`) from the app's asyncio loop AND from a
+trio run in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,88 +20,154 @@ pytest.importorskip("textual")
 import trio
 
 import asyncmachine as am
-from asyncmachine.debugger.tui import DebuggerApp, Session, SessionTracer, main
-from asyncmachine.debugger.tui._app import HelpScreen
+from asyncmachine.debugger import (
+    Collector,
+    Session,
+    bind_dbg,
+    close_senders,
+    read_session,
+)
+from asyncmachine.debugger.tui import DebuggerApp, HelpScreen, main
+from asyncmachine.debugger.tui._demo import DEMO_SCHEMA, demo_session, drive_demo
+from asyncmachine.debugger.tui._views import TxFilter, parse_url
 
-SCHEMA = {
-    "Start": am.State(add=["Ready"]),
-    "Ready": am.State(require=["Start"]),
-    "Work": am.State(require=["Ready"]),
-    "Done": am.State(remove=["Work"]),
-    "Blocked": am.State(require=["Done"]),
-}
-
-
-async def _drive(session: Session, mach_id: str, parent_id: str = "") -> None:
-    tracer = SessionTracer(session)
-    mach = am.Machine(SCHEMA, id=mach_id, tracers=[tracer])
-    mach.add(["Start"])
-    mach.add(["Work"])  # executed: Ready is active
-    mach.add(["Blocked"])  # canceled: Blocked requires Done
-    mach.add(["Done"])
-    child = am.Machine(SCHEMA, id=f"{mach_id}-child", parent=mach)
-    child.add(["Work"])  # canceled: no Ready
-    mach.dispose()
+# the demo history per machine: 1 add Start (+Ready), 2 add Downloading,
+# 3 add Blocked (canceled), 4 add Processing, 5 add Done, [6 Exception],
+# then dispose: remove Start
 
 
-def _session() -> Session:
-    """Machines fed by an asyncio run and a trio run in a thread."""
-    session = Session()
-    asyncio.run(_drive(session, "mach-asyncio"))
-    t = threading.Thread(target=trio.run, args=(_drive, session, "mach-trio"))
-    t.start()
-    t.join()
-    return session
+@pytest.fixture(autouse=True)
+def _senders() -> Iterator[None]:
+    yield
+    close_senders()
 
 
 def _text(app: DebuggerApp, sel: str) -> str:
     return str(app.query_one(sel).render())
 
 
-def test_session_records_real_machines() -> None:
-    s = _session()
-    assert list(s.machines) == [
-        "mach-asyncio",
-        "mach-asyncio-child",
-        "mach-trio",
-        "mach-trio-child",
+async def _until(col: Collector, pred: Callable[[], bool]) -> None:
+    """Wait (on the collector's change callback) until `pred` holds."""
+    async with asyncio.timeout(10):
+        while not pred():
+            ev = asyncio.Event()
+            col.on_change = lambda s, ev=ev: ev.set()
+            if pred():
+                break
+            await ev.wait()
+
+
+def _machine(mid: str, addr: str, parent: am.Machine | None = None) -> am.Machine:
+    m = am.Machine(DEMO_SCHEMA, id=mid, parent=parent, log_level=am.LogLevel.OPS)
+    m.logger = lambda level, text: None
+    if parent is None:
+        assert bind_dbg(m, addr) is not None
+    return m
+
+
+def _run_machines(addr: str, tag: str) -> None:
+    """A parent (an error, then disposed) and a child, on `tag`'s loop."""
+
+    async def go() -> None:
+        root = _machine(f"{tag}-root", addr)
+        child = _machine(f"{tag}-child", addr, parent=root)
+        drive_demo(root, fail=True)
+        drive_demo(child)
+        root.dispose()
+
+    if tag == "trio":
+        trio.run(go)
+    else:
+        asyncio.run(go())
+
+
+def _both_backends_feed(app: DebuggerApp) -> Callable[[], object]:
+    """Start the asyncio and trio machines; returns a joiner."""
+    assert app.collector is not None
+    addr = f"127.0.0.1:{app.collector.port}"
+    threads = [
+        threading.Thread(target=_run_machines, args=(addr, tag))
+        for tag in ("asyncio", "trio")
     ]
-    m = s.machines["mach-trio"]
-    assert not m.connected
-    assert [(t.type, t.called, t.result) for t in m.txs][:4] == [
-        ("add", ["Start"], True),
-        ("add", ["Work"], True),
-        ("add", ["Blocked"], False),
-        ("add", ["Done"], True),
-    ]
-    assert s.machines["mach-trio-child"].parent == "mach-trio"
+    for t in threads:
+        t.start()
+
+    def join() -> None:
+        for t in threads:
+            t.join()
+
+    return join
 
 
-def test_select_client_and_step_through_transitions() -> None:
-    session = _session()
+def _fed(app: DebuggerApp) -> bool:
+    ms = app.session.machines
+    return all(
+        f"{tag}-{role}" in ms
+        and len(ms[f"{tag}-{role}"].transitions) == n
+        and ms[f"{tag}-root"].connected is False
+        for tag in ("asyncio", "trio")
+        for role, n in (("root", 7), ("child", 5))
+    )
 
+
+async def _feed(app: DebuggerApp) -> None:
+    assert app.collector is not None
+    await app.collector.listening.wait()
+    join = _both_backends_feed(app)
+    await asyncio.to_thread(join)
+    await _until(app.collector, lambda: _fed(app))
+    app.refresh_views()
+
+
+def test_live_select_client_and_step_through() -> None:
     async def run() -> None:
-        app = DebuggerApp(session)
-        async with app.run_test(size=(120, 30)) as pilot:
-            assert "mach-asyncio" in _text(app, "#clients")
-            assert "  mach-asyncio-child" in _text(app, "#clients")
-            bar = _text(app, "#bar")
-            assert "mach://mach-asyncio/" in bar and "tx 5/5" in bar
+        app = DebuggerApp(collector=Collector("127.0.0.1:0"))
+        async with app.run_test(size=(150, 40)) as pilot:
+            await _feed(app)
+            clients = _text(app, "#clients")
+            # parents before children, nested; the error mark and count
+            assert "!asyncio-root |7 E1" in clients
+            assert "   asyncio-child |5" in clients
+            assert clients.index("asyncio-root") < clients.index("asyncio-child")
+            app.select_machine("trio-root")
+            assert "tx 7/7" in _text(app, "#bar")
+            assert "listening 127.0.0.1:" in str(app.query_one("#bar").border_title)
             await pilot.press("home")
-            assert "tx 1/" in _text(app, "#bar")
-            assert "● Start (1)" in _text(app, "#tree_body")
-            assert "○ Work (0)" in _text(app, "#tree_body")
+            bar = _text(app, "#bar")
+            assert "mach://trio-root/" in bar and "tx 1/7" in bar
+            assert "[add] [Start] ok" in bar.replace("add [", "[add] [")
+            tree = _text(app, "#tree_body")
+            assert "● Start (1) [called set]" in tree
+            assert "● Ready (1) [implied set]" in tree
+            assert "○ Done (0)" in tree and "remove:Processing" in tree
+            # steps: back to before the transition, then forward one by one
+            assert app.query_one("#steps").border_title == "steps 4/4"
+            await pilot.press("alt+j", "alt+j", "alt+j", "alt+j")
+            assert app.query_one("#steps").border_title == "steps 0/4"
+            assert "○ Start (0)" in _text(app, "#tree_body")
+            assert app.url().endswith("/0")
+            await pilot.press("full_stop")
+            assert "○ Start (0) [called]" in _text(app, "#tree_body")
+            await pilot.press("alt+k", "alt+k")
+            tree = _text(app, "#tree_body")
+            assert "● Start (1) [called set]" in tree
+            assert "○ Ready (0) [implied]" in tree
+            assert "Start add Ready" in _text(app, "#steps")
+            assert "steps 3/4" in _text(app, "#timelines")
+            # next transitions: the canceled one, with its blocking step
             await pilot.press("right", "right")
             assert "add [Blocked] canceled" in _text(app, "#bar")
-            await pilot.press("left")
-            assert "● Work (1)" in _text(app, "#tree_body")
+            assert "Blocked require Done" in _text(app, "#steps")
+            # the log is synced: the selected transition's lines, not later ones
+            log = _text(app, "#log")
+            assert "[reject] Blocked(-Done)" in log
+            assert "processed 3 items" not in log
             await pilot.press("end")
-            assert "○ Work (2)" in _text(app, "#tree_body")
-            await pilot.press("down", "down")
-            assert "mach://mach-trio/" in _text(app, "#bar")
-            # state jump: select Work, jump back to the transition calling it
-            await pilot.press("s", "s", "s", "alt+h")
-            assert "add [Work] ok" in _text(app, "#bar")
+            assert "processed 3 items" in _text(app, "#log")
+            # a disconnected machine stays inspectable
+            assert not app.session.machines["trio-root"].connected
+            await pilot.press("down")
+            assert "mach://trio-child/" in _text(app, "#bar")
             await pilot.press("question_mark")
             assert isinstance(app.screen, HelpScreen)
             await pilot.press("escape")
@@ -107,63 +176,214 @@ def test_select_client_and_step_through_transitions() -> None:
     asyncio.run(run())
 
 
-def test_filters_search_rain_and_play() -> None:
-    session = _session()
-
+def test_live_jumps_state_jump_and_log_level() -> None:
     async def run() -> None:
-        app = DebuggerApp(session)
-        async with app.run_test(size=(120, 30)) as pilot:
-            assert "canceled" in _text(app, "#log")
-            await pilot.press("c")
-            assert "canceled" not in _text(app, "#log")
+        app = DebuggerApp(collector=Collector("127.0.0.1:0"))
+        async with app.run_test(size=(150, 40)) as pilot:
+            await _feed(app)
+            app.select_machine("asyncio-root")
+            await pilot.press("alt+left")
+            assert "tx 1/7" in _text(app, "#bar")
+            await pilot.press("right_square_bracket")
+            assert "tx 7/7" in _text(app, "#bar")
+            # select Downloading (3rd state) and jump between the
+            # transitions touching it: 4 (removed by Processing), 2 (called)
+            await pilot.press("s", "s", "s")
+            assert ">○ Downloading" in _text(app, "#tree_body")
+            await pilot.press("alt+h")
+            assert "add [Processing] ok" in _text(app, "#bar")
+            await pilot.press("left_curly_bracket")
+            assert "add [Downloading] ok" in _text(app, "#bar")
+            await pilot.press("alt+l")
+            assert "add [Processing] ok" in _text(app, "#bar")
+            # log level: EVERYTHING -> 0 hides all lines; 1 shows external ones
+            assert "[rel:remove]" in _text(app, "#log")
+            await pilot.press("L")
+            assert _text(app, "#log").strip() == ""
+            await pilot.press("L")
+            log = _text(app, "#log")
+            assert "starting the download" in log and "[rel:remove]" not in log
+
+    asyncio.run(run())
+
+
+def test_filters_search_views_and_play() -> None:
+    async def run() -> None:
+        app = DebuggerApp(demo_session(), select_machine="worker")
+        async with app.run_test(size=(150, 40)) as pilot:
+            await pilot.press("home")
+            for _ in range(4):
+                await pilot.press("right")
+            assert "tx 5/5" in _text(app, "#bar")
+            await pilot.press("c")  # canceled hidden: 4 left
             assert "filters:canceled" in _text(app, "#bar")
-            await pilot.press("slash", *"trio-ch", "enter")
-            assert _text(app, "#clients").strip() == "trio-child |1".replace(
-                "trio", "mach-trio"
-            )
-            assert app.machine_id == "mach-trio-child"
-            await pilot.press("slash", "ctrl+a", "ctrl+k", "enter", "c", "r", "up")
-            assert "█" in _text(app, "#log")
-            await pilot.press("home", "space")
-            assert app.playing
+            assert "tx 5/5" in _text(app, "#bar")
+            await pilot.press("home", "right", "right")
+            assert "add [Processing] ok" in _text(app, "#bar")
+            await pilot.press("c", "d")  # canceled back; disconnected hidden
+            assert "worker-2" not in _text(app, "#clients")
+            await pilot.press("d")
+            assert "worker-2" in _text(app, "#clients")
+            await pilot.press("slash", *"ker-1", "enter")
+            assert _text(app, "#clients").strip() == "worker-1 |5"
+            assert app.machine_id == "worker-1"
+            await pilot.press("slash", "escape")
+            assert "worker-2" in _text(app, "#clients")
+            # rain: one line per transition; the canceled one marked
+            await pilot.press("r")
+            assert app.query_one("#log").border_title == "rain"
+            rain = _text(app, "#log").splitlines()
+            assert len(rain) == 5 and rain[2].endswith(" x")
+            assert rain[0].startswith("     1 ██")
+            # matrix: states x transitions, then relations
+            await pilot.press("m")
+            matrix = _text(app, "#tree_body")
+            assert matrix.splitlines()[0].startswith("Start")
+            assert "x" in matrix.splitlines()[5]  # Blocked canceled
+            await pilot.press("alt+m")
+            rel = _text(app, "#tree_body").splitlines()
+            assert rel[2].startswith("Ready") and "R" in rel[2]
+            await pilot.press("m", "r")
+            # play: one transition per frame (frames driven here, no timer
+            # can run between these synchronous calls)
+            app.action_first()
+            app.action_play()
+            seen = [app.cursor]
             while app.playing:
-                await pilot.pause(0.05)
-            assert app.cursor == len(app.txs()) - 1
+                app.tick()
+                seen.append(app.cursor)
+            assert seen == list(range(len(app.shown())))
+            # mouse: click the third machine of the list
+            await pilot.click("#clients", offset=(4, 3))
+            assert app.machine_id == "worker-2"
 
     asyncio.run(run())
 
 
-def test_export_and_reimport(tmp_path: Path) -> None:
-    out = tmp_path / "s.json"
+def test_auto_checks_queued_empty_filters() -> None:
+    session = demo_session(1)
+    txs = session.machines["worker"].transitions
+    for tx in txs:  # every mutation here was queued; keep one marked
+        tx.is_queued = False
+    txs[0].is_auto = True
+    txs[1].is_check = True
+    txs[3].is_queued = True
+    txs[4].clocks = list(txs[3].clocks)  # nothing moved: empty
+    m = session.machines["worker"]
+    for flt, gone in (
+        ("auto", 0),
+        ("checks", 1),
+        ("canceled", 2),
+        ("queued", 3),
+        ("empty", 4),
+    ):
+        f = TxFilter(m, frozenset({flt}))
+        f.update()
+        assert f.index == [i for i in range(5) if i != gone], flt
 
-    session = _session()
+
+def test_narrow_layout() -> None:
+    async def run() -> None:
+        app = DebuggerApp(demo_session(), select_machine="worker")
+        async with app.run_test(size=(80, 50)) as pilot:
+            await pilot.pause()
+            assert app.screen.has_class("narrow")
+            clients = app.query_one("#clients").region
+            tree = app.query_one("#tree").region
+            assert tree.y > clients.y and tree.x == clients.x
+            await pilot.resize_terminal(150, 40)
+            await pilot.pause()
+            assert not app.screen.has_class("narrow")
+
+    asyncio.run(run())
+
+
+def test_export_reimport_and_deep_link(tmp_path: Path) -> None:
+    out = tmp_path / "s.amdbg"
 
     async def run() -> None:
-        app = DebuggerApp(session, export_path=out)
-        async with app.run_test(size=(100, 30)) as pilot:
+        app = DebuggerApp(collector=Collector("127.0.0.1:0"), export_path=out)
+        async with app.run_test(size=(150, 40)) as pilot:
+            await _feed(app)
             await pilot.press("ctrl+s")
-        assert out.exists()
-        again = DebuggerApp(
-            Session.load(out), select_machine="mach-trio", select_transition=1
-        )
-        async with again.run_test(size=(100, 30)):
-            assert "mach://mach-trio/" in _text(again, "#bar")
-            assert "tx 2/5" in _text(again, "#bar")
+        again = read_session(out)
+        assert set(again.machines) == set(app.session.machines)
+        tx3 = again.machines["trio-root"].transitions[2]
+        assert tx3.steps == app.session.machines["trio-root"].transitions[2].steps
+        reopened = DebuggerApp(again, url=f"mach://trio-root/{tx3.id}/1")
+        async with reopened.run_test(size=(150, 40)) as pilot:
+            assert f"mach://trio-root/{tx3.id}/1" in _text(reopened, "#bar")
+            assert "tx 3/7" in _text(reopened, "#bar")
+            assert "steps 1/3" in _text(reopened, "#timelines")
+            # the address bar: a number works as TX too
+            await pilot.press("g", "ctrl+a", "ctrl+k", *"mach://trio-child/2", "enter")
+            assert "mach://trio-child/" in _text(reopened, "#bar")
+            assert "tx 2/5" in _text(reopened, "#bar")
+            await pilot.press("g", "ctrl+a", "ctrl+k", *"mach://nope", "enter")
+            assert "tx 2/5" in _text(reopened, "#bar")
 
     asyncio.run(run())
-    with pytest.raises(ValueError, match="not an am-dbg session"):
-        (tmp_path / "bad.json").write_text("{}")
-        Session.load(tmp_path / "bad.json")
+
+
+def test_deep_link_waits_for_a_live_machine() -> None:
+    async def run() -> None:
+        app = DebuggerApp(
+            collector=Collector("127.0.0.1:0"), url="mach://trio-child/2/0"
+        )
+        async with app.run_test(size=(150, 40)):
+            await _feed(app)
+            app.tick()
+            assert app.machine_id == "trio-child"
+            assert "tx 2/5" in _text(app, "#bar") and app.step == 0
+
+    asyncio.run(run())
+
+
+def test_parse_url() -> None:
+    assert parse_url("mach://a/b/3") == ("a", "b", 3)
+    assert parse_url("mach://a") == ("a", "", None)
+    for bad in ("http://a", "mach://", "mach://a/b/c"):
+        with pytest.raises(ValueError):
+            parse_url(bad)
 
 
 def test_main_rejects_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--listen-addr", "localhost:6831"]) == 2
-    assert "collector" in capsys.readouterr().err
+    assert main(["--listen-addr", "nohost"]) == 2
+    assert "host:port" in capsys.readouterr().err
     assert main(["http://x"]) == 2
     assert "mach://" in capsys.readouterr().err
-    assert main(["mach://nope"]) == 2
+    path = tmp_path / "s.amdbg"
+    from asyncmachine.debugger import write_session
+
+    write_session(path, demo_session())
+    assert main(["-i", str(path), "mach://nope"]) == 2
     assert "'nope'" in capsys.readouterr().err
+    assert main(["-i", str(path), "mach://worker/99"]) == 2
+    assert "'99'" in capsys.readouterr().err
+    assert main(["-i", str(tmp_path / "missing.amdbg")]) == 2
+    assert "missing.amdbg" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--help"])
+
+
+def test_listen_error_is_shown() -> None:
+    async def run() -> None:
+        first = Collector("127.0.0.1:0")
+        async with first:
+            app = DebuggerApp(collector=Collector(f"127.0.0.1:{first.port}"))
+            async with app.run_test(size=(150, 40)):
+                assert app.collector_worker is not None
+                await app.collector_worker.wait()
+                app.refresh_views()
+                assert "cannot listen on 127.0.0.1:" in str(
+                    app.query_one("#bar").border_title
+                )
+
+    asyncio.run(run())
+
+
+def test_session_default() -> None:
+    app = DebuggerApp()
+    assert isinstance(app.session, Session) and app.collector is None

@@ -17,9 +17,12 @@ from asyncmachine.debugger.tui import DebuggerApp
 from asyncmachine.debugger.tui._demo import demo_session
 
 IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
-VIEWS = {
-    "am-dbg-tree-log": ("home", "right", "right", "right"),
-    "am-dbg-rain": ("r", "end"),
+VIEWS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
+    # tree with the step marks of step 2 of "add Processing", steps, log
+    "am-dbg-tree-log": ((120, 32), ("home", "right", "right", "right", "comma")),
+    "am-dbg-rain": ((120, 32), ("down", "down", "r", "end")),
+    "am-dbg-matrix": ((120, 32), ("down", "down", "m", "end")),
+    "am-dbg-narrow": ((80, 40), ("home", "right")),
 }
 
 
@@ -27,8 +30,9 @@ VIEWS = {
 def test_snapshot(name: str) -> None:
     async def shot() -> str:
         app = DebuggerApp(demo_session(), select_machine="worker")
-        async with app.run_test(size=(110, 24)) as pilot:
-            await pilot.press(*VIEWS[name])
+        size, keys = VIEWS[name]
+        async with app.run_test(size=size) as pilot:
+            await pilot.press(*keys)
             await pilot.pause()
             return app.export_screenshot(title="am-dbg")
 

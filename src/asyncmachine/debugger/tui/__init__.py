@@ -1,14 +1,10 @@
-"""am-dbg's terminal UI on Textual (needs the `debugger` extra)."""
+"""am-dbg's terminal UI on Textual (needs the `debugger` extra).
 
-from ._app import DebuggerApp
-from ._data import MachineRecord, Session, SessionTracer, TxRecord
-from ._main import main
+It shows the debugger's `Session` (`asyncmachine.debugger`): imported from a
+session file, or live from an in-process `Collector`. See docs/am-dbg.md.
+"""
 
-__all__ = [
-    "DebuggerApp",
-    "MachineRecord",
-    "Session",
-    "SessionTracer",
-    "TxRecord",
-    "main",
-]
+from ._app import DebuggerApp, HelpScreen
+from ._main import main, parse_args
+
+__all__ = ["DebuggerApp", "HelpScreen", "main", "parse_args"]

@@ -1,40 +1,79 @@
-"""The am-dbg Textual app: client list, states tree, transition bar, log."""
+"""The am-dbg Textual app: clients, states tree, steps, log, timelines.
+
+It reads the debugger's `Session` directly; live, a `Collector` fills the
+session on the app's own asyncio loop and the views redraw at a fixed rate
+when `Session.version` moved, never once per message. See docs/am-dbg.md.
+"""
 
 from __future__ import annotations
 
-import datetime
+import contextlib
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+from textual.worker import Worker
 
-from ._data import MachineRecord, Session, TxRecord
+from ..._types import LogLevel
+from .._collector import Collector
+from .._model import MachineRecord, Session, TransitionRecord
+from .._session import write_session
+from ._views import (
+    FILTERS,
+    ErrorCounter,
+    TxFilter,
+    active_at_step,
+    client_depths,
+    human_time,
+    log_lines,
+    parse_url,
+    plain_step,
+    step_marks,
+    timeline,
+)
 
-__all__ = ["DebuggerApp"]
+__all__ = ["DebuggerApp", "HelpScreen"]
 
 HELP = """\
-am-dbg keys
-  ?               this help (esc closes)
-  up/down, j/k    select a machine
-  left/right      previous / next transition
-  alt+left/right  jump 100 back / forward (also [ and ])
-  alt+h/alt+l     previous / next transition touching the selected state
-                  (also { and })
-  s / S           select the next / previous state of the tree
-  home / end      first / last transition
-  space           play / pause
-  v, alt+v        tail mode (follow the newest transition)
-  /               search machines (enter applies, esc clears)
-  a c e x         filters: auto, canceled, empty, checks
-  r               rain view (one line per transition)
-  alt+s, ctrl+s   export the session (am-dbg-session.json)
-  q, ctrl+q       quit
+am-dbg keys (every alt binding has a plain alternative)
+  ?                 this help (esc closes)
+  up/down, k/j      select a machine (or click it)
+  left/right        previous / next transition
+  alt+left/right    jump 100 back / forward (also [ and ])
+  alt+h/alt+l       previous / next transition touching the selected
+                    state (also { and })
+  alt+j/alt+k       step back / forward inside the transition (also , .)
+  s / S             select the next / previous state of the tree
+  home / end        first / last transition
+  space             play / pause
+  v, alt+v          tail mode (follow the newest transition)
+  /                 search machines (enter applies, esc clears)
+  g                 go to a mach://ID/TX/STEP address
+  a c e x u d       filters: auto, canceled, empty, checks, queued,
+                    disconnected machines
+  L                 log level (cycles 0..5)
+  m, alt+m          matrix view: states x transitions, relations, off
+  r, alt+r          rain view (one line per transition)
+  ctrl+s, alt+s     export the session
+  q, ctrl+q         quit
 """
+
+_FILTER_KEYS = {
+    "a": "auto",
+    "c": "canceled",
+    "e": "empty",
+    "x": "checks",
+    "u": "queued",
+    "d": "disconnected",
+}
+# the first relation found names the cell
+_REL_LETTERS = {"require": "R", "remove": "X", "add": "A", "after": "F"}
 
 
 class HelpScreen(ModalScreen[None]):
@@ -49,18 +88,42 @@ class HelpScreen(ModalScreen[None]):
         yield Static(HELP, id="help")
 
 
+class _ClientList(Static):
+    """The machine list; a click selects the machine on that line."""
+
+    def on_click(self, event: events.Click) -> None:
+        app = self.app
+        if isinstance(app, DebuggerApp):
+            offset = event.get_content_offset(self)
+            if offset is not None:
+                app.select_line(offset.y)
+
+
 class DebuggerApp(App[None]):
-    """The terminal debugger over a `Session` (live or imported)."""
+    """The terminal debugger over a `Session`, imported or live.
+
+    With `collector`, the collector serves on this app's loop and its
+    session is the one shown. `fps` caps the redraws.
+    """
 
     CSS = """
-    #clients { width: 30; border: round $accent; }
+    #clients { width: 30; height: 1fr; border: round $accent; }
     #tree { width: 1fr; border: round $accent; }
-    #log { width: 1fr; border: round $accent; }
-    #bar { height: 3; border: round $accent; }
-    #search { display: none; height: 3; }
-    #search.shown { display: block; }
-    #help { border: round $accent; width: 78; height: auto; background: $panel; }
+    #right { width: 1fr; }
+    #steps { height: 12; border: round $accent; }
+    #log { height: 1fr; border: round $accent; }
+    #bar { height: 4; border: round $accent; }
+    #timelines { height: 4; border: round $accent; }
+    #bar, #clients, #tree_body, #steps, #log { text-wrap: nowrap; text-overflow: ellipsis; }
+    #address { display: none; height: 3; }
+    #address.shown { display: block; }
+    #help { border: round $accent; width: 80; height: auto; background: $panel; }
     HelpScreen { align: center middle; }
+    .narrow #main { layout: vertical; }
+    .narrow #clients { width: 1fr; height: 7; }
+    .narrow #tree { width: 1fr; height: 1fr; }
+    .narrow #right { width: 1fr; height: 1fr; }
+    .narrow #steps { height: 7; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -73,6 +136,8 @@ class DebuggerApp(App[None]):
         Binding("alt+right,right_square_bracket", "tx(100)", "+100", show=False),
         Binding("alt+h,left_curly_bracket", "state_jump(-1)", show=False),
         Binding("alt+l,right_curly_bracket", "state_jump(1)", show=False),
+        Binding("alt+j,comma", "step(-1)", show=False),
+        Binding("alt+k,full_stop", "step(1)", show=False),
         Binding("s", "state(1)", show=False),
         Binding("S", "state(-1)", show=False),
         Binding("home", "first", show=False),
@@ -80,27 +145,42 @@ class DebuggerApp(App[None]):
         Binding("space", "play", "play/pause"),
         Binding("v,alt+v", "tail", "tail"),
         Binding("slash", "search", "search"),
-        Binding("a", "filter('auto')", show=False),
-        Binding("c", "filter('canceled')", show=False),
-        Binding("e", "filter('empty')", show=False),
-        Binding("x", "filter('checks')", show=False),
-        Binding("r", "rain", "rain"),
-        Binding("alt+s,ctrl+s", "export", "export"),
+        Binding("g", "goto", "go to"),
+        *(Binding(k, f"filter('{v}')", show=False) for k, v in _FILTER_KEYS.items()),
+        Binding("L", "log_level", show=False),
+        Binding("m,alt+m", "matrix", "matrix"),
+        Binding("r,alt+r", "rain", "rain"),
+        Binding("ctrl+s,alt+s", "export", "export"),
         Binding("q,ctrl+q", "quit", "quit"),
     ]
 
+    NARROW: ClassVar[int] = 100
+    """Below this many columns the views stack (the narrow layout)."""
+
     def __init__(
         self,
-        session: Session,
+        session: Session | None = None,
         *,
+        collector: Collector | None = None,
         fps: float = 10.0,
-        export_path: str | Path = "am-dbg-session.json",
+        export_path: str | Path = "am-dbg-session.amdbg",
         select_machine: str = "",
         select_transition: int = -1,
+        url: str = "",
     ) -> None:
         super().__init__()
+        if session is None:
+            session = collector.session if collector is not None else Session()
+        elif collector is not None:
+            collector.session = session
         self.session: Session = session
-        """The data shown."""
+        """The data shown (the collector's, live)."""
+        self.collector: Collector | None = collector
+        """The in-process collector, live; None for an imported session."""
+        self.collector_worker: Worker[None] | None = None
+        """The worker serving the collector (live)."""
+        self.listen_error: str = ""
+        """Why the collector could not listen (empty when it does)."""
         self.fps: float = fps
         """Redraws per second at most; never one per message."""
         self.export_path: Path = Path(export_path)
@@ -109,10 +189,12 @@ class DebuggerApp(App[None]):
         """The selected machine's id."""
         self.cursor: int = select_transition
         """Index of the selected transition in the filtered list (-1: none)."""
+        self.step: int | None = None
+        """Steps applied of the selected transition (None: all of them)."""
         self.state_idx: int = -1
         """The selected state of the tree (-1: none)."""
         self.filters: set[str] = set()
-        """Active transition filters: auto, canceled, empty, checks."""
+        """Active filters (see `FILTERS`)."""
         self.search: str = ""
         """Machine-list search text."""
         self.tail: bool = select_transition < 0
@@ -121,217 +203,436 @@ class DebuggerApp(App[None]):
         """Advance one transition per frame."""
         self.rain: bool = False
         """Show the rain view instead of the log."""
+        self.matrix: str = ""
+        """Matrix view in place of the tree: "", "tx" or "relations"."""
+        self.log_level: int = int(LogLevel.EVERYTHING)
+        """Log lines above this level are hidden."""
+        self.frames: int = 0
+        """Redraws so far."""
+        self._url = url
         self._seen = -1
-        self._txs_key: tuple[int, str, frozenset[str]] | None = None
-        self._txs: list[tuple[int, TxRecord]] = []
+        self._errors = ErrorCounter()
+        self._flt: TxFilter | None = None
+        self._modal = ""
 
     # ----- layout
 
     def compose(self) -> ComposeResult:
-        """Address/transition bar, client list, tree, log."""
-        search = Input(placeholder="search machines", id="search")
-        search.can_focus = False
-        yield search
+        """Address input, transition bar, clients, tree, steps, log."""
+        address = Input(placeholder="search machines", id="address")
+        address.can_focus = False
+        yield address
         yield Static(id="bar")
-        with Horizontal():
-            yield Static(id="clients")
+        with Horizontal(id="main"):
+            yield _ClientList(id="clients")
             with Vertical(id="tree"):
                 yield Static(id="tree_body")
-            yield Static(id="log")
+            with Vertical(id="right"):
+                yield Static(id="steps")
+                yield Static(id="log")
+        yield Static(id="timelines")
 
     def on_mount(self) -> None:
-        """Start the fixed-rate redraw."""
+        """Start the collector (live) and the fixed-rate redraw."""
         self.query_one("#clients").border_title = "machines"
-        self.query_one("#tree").border_title = "states"
-        self.query_one("#log").border_title = "transitions"
-        if not self.machine_id and self.session.machines:
-            self.machine_id = next(iter(self.session.machines))
+        self.query_one("#log").border_title = "log"
+        self.query_one("#steps").border_title = "steps"
+        if self.collector is not None:
+            self.collector_worker = self.run_worker(
+                self._serve(), group="collector", exit_on_error=False
+            )
+        if not self.machine_id:
+            ms = self.machines()
+            if ms:
+                self.machine_id = ms[0].id
+        self._narrow(self.size.width)
         self.set_interval(1 / self.fps, self.tick)
         self.refresh_views()
+
+    async def _serve(self) -> None:
+        assert self.collector is not None
+        try:
+            await self.collector.serve()
+        except OSError as exc:
+            col = self.collector
+            self.listen_error = f"cannot listen on {col.host}:{col.port}: {exc}"
+            self.notify(self.listen_error, severity="error")
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Switch to the stacked layout on narrow terminals."""
+        self._narrow(event.size.width)
+
+    def _narrow(self, width: int) -> None:
+        self.screen.set_class(width < self.NARROW, "narrow")
+
+    def _goto_pending(self) -> None:
+        # a deep link waits for its machine to connect (live)
+        if self._url:
+            with contextlib.suppress(ValueError):
+                self.goto(self._url)
+                self._url = ""
 
     def tick(self) -> None:
         """One frame: play, follow the tail, redraw only on changes."""
         if self.playing:
             self._move(1)
-        if self.session.changes != self._seen:
+        elif self.session.version != self._seen:
             self.refresh_views()
 
-    # ----- data helpers
+    # ----- data
 
     def machines(self) -> list[MachineRecord]:
-        """Machines shown in the list: search-filtered, parents before children."""
+        """Machines in the list: filtered, searched, parents before children."""
+        needle = self.search.lower()
+        hide = "disconnected" in self.filters
         ms = [
             m
             for m in self.session.machines.values()
-            if self.search.lower() in m.id.lower()
+            if needle in m.id.lower() and not (hide and not m.connected)
         ]
         ids = {m.id for m in ms}
+        kids: dict[str, list[MachineRecord]] = {}
+        for m in ms:
+            kids.setdefault(m.parent_id if m.parent_id in ids else "", []).append(m)
         out: list[MachineRecord] = []
-
-        def walk(parent: str) -> None:
-            for m in ms:
-                if (m.parent == parent or (not parent and m.parent not in ids)) and (
-                    m not in out
-                ):
-                    out.append(m)
-                    walk(m.id)
-
-        walk("")
+        stack = list(reversed(kids.get("", [])))
+        seen: set[str] = set()
+        while stack:
+            m = stack.pop()
+            if m.id in seen:
+                continue
+            seen.add(m.id)
+            out.append(m)
+            stack.extend(reversed(kids.get(m.id, [])))
         return out
 
     def machine(self) -> MachineRecord | None:
         """The selected machine."""
         return self.session.machines.get(self.machine_id)
 
-    def txs(self) -> list[tuple[int, TxRecord]]:
-        """(number, record) of the selected machine's transitions after filters."""
+    def shown(self) -> list[int]:
+        """Positions (in the machine's transitions) that pass the filters."""
         m = self.machine()
         if m is None:
             return []
-        key = (self.session.changes, m.id, frozenset(self.filters))
-        if self._txs_key == key:
-            return self._txs
-        out = []
-        prev: dict[str, int] = {}
-        for i, t in enumerate(m.txs, 1):
-            empty = t.clocks == prev
-            if t.result:
-                prev = t.clocks
-            if "auto" in self.filters and "auto" in t.flags:
-                continue
-            if "canceled" in self.filters and not t.result:
-                continue
-            if "checks" in self.filters and "check" in t.flags:
-                continue
-            if "empty" in self.filters and empty:
-                continue
-            out.append((i, t))
-        self._txs_key, self._txs = key, out
-        return out
+        key = frozenset(self.filters - {"disconnected"})
+        flt = self._flt
+        if flt is None or flt.machine is not m or flt.filters != key:
+            flt = self._flt = TxFilter(m, key)
+        before = self._selected()
+        if flt.update() and before is not None:
+            # the memory cap dropped transitions: keep the selected one
+            self.cursor = self._find(before)
+        return flt.index
 
-    def current(self) -> tuple[int, TxRecord] | None:
-        """The selected transition, or None before the first one."""
-        txs = self.txs()
-        if not txs or self.cursor < 0:
+    def _selected(self) -> TransitionRecord | None:
+        flt, m = self._flt, self.machine()
+        if flt is None or m is None or not (0 <= self.cursor < len(flt.index)):
             return None
-        return txs[min(self.cursor, len(txs) - 1)]
+        pos = flt.index[self.cursor]
+        return m.transitions[pos] if pos < len(m.transitions) else None
+
+    def _find(self, tx: TransitionRecord) -> int:
+        m, flt = self.machine(), self._flt
+        assert m is not None and flt is not None
+        for i in range(len(flt.index) - 1, -1, -1):
+            if m.transitions[flt.index[i]] is tx:
+                return i
+        return 0 if flt.index else -1
+
+    def current(self) -> tuple[int, TransitionRecord] | None:
+        """(position in the machine's transitions, record) of the selection."""
+        shown = self.shown()
+        m = self.machine()
+        if m is None or not shown or self.cursor < 0:
+            return None
+        pos = shown[min(self.cursor, len(shown) - 1)]
+        return pos, m.transitions[pos]
+
+    def number(self, pos: int) -> int:
+        """The 1-based number of the transition at `pos`, counting drops."""
+        m = self.machine()
+        return pos + 1 + (m.dropped_cap if m else 0)
+
+    def url(self) -> str:
+        """The address of the selection, `mach://ID/TX/STEP`."""
+        cur = self.current()
+        if cur is None:
+            return f"mach://{self.machine_id}"
+        tx = cur[1]
+        step = len(tx.steps) if self.step is None else self.step
+        return f"mach://{self.machine_id}/{tx.id}/{step}"
 
     # ----- rendering
 
     def refresh_views(self) -> None:
         """Redraw every view from the session."""
-        self._seen = self.session.changes
-        txs = self.txs()
+        self.frames += 1
+        if self._url and self.session.version != self._seen:
+            self._goto_pending()
+        self._seen = self.session.version
+        if self.machine_id not in self.session.machines:
+            ms = self.machines()
+            if ms:
+                self.machine_id = ms[0].id
+        shown = self.shown()
         if self.tail:
-            self.cursor = len(txs) - 1
-        self.cursor = min(self.cursor, len(txs) - 1)
+            if self.cursor != len(shown) - 1:
+                self.step = None
+            self.cursor = len(shown) - 1
+        self.cursor = min(self.cursor, len(shown) - 1)
+        if self.cursor < 0 and shown:
+            self.cursor = 0
+        cur = self.current()
+        if cur is not None and self.step is not None:
+            self.step = max(0, min(self.step, len(cur[1].steps)))
+        tree = self.query_one("#tree")
+        tree.border_title = {
+            "": "states",
+            "tx": "matrix: states x transitions",
+            "relations": "matrix: relations",
+        }[self.matrix]
         self.query_one("#clients", Static).update(self.render_clients())
-        self.query_one("#tree_body", Static).update(self.render_tree())
-        self.query_one("#bar", Static).update(self.render_bar(txs))
-        self.query_one("#log", Static).update(
-            self.render_rain(txs) if self.rain else self.render_log(txs)
+        self.query_one("#tree_body", Static).update(
+            self.render_matrix() if self.matrix else self.render_tree()
         )
+        self.query_one("#bar", Static).update(self.render_bar())
+        self.query_one("#steps", Static).update(self.render_steps())
+        log = self.query_one("#log", Static)
+        log.border_title = (
+            "rain"
+            if self.rain
+            else f"log (level {self.log_level}: {LogLevel(self.log_level)})"
+        )
+        log.update(self.render_rain() if self.rain else self.render_log())
+        self.query_one("#timelines", Static).update(self.render_timelines())
 
     def render_clients(self) -> Text:
         """One line per machine: nesting, error and disconnect marks, counts."""
         out = Text()
-        depth: dict[str, int] = {}
-        for m in self.machines():
-            d = depth.get(m.parent, -1) + 1 if m.parent else 0
-            depth[m.id] = d
-            style = "bold underline" if m.id == self.machine_id else ""
-            if m.errors:
+        ms = self.machines()
+        depth = client_depths(self.session, [m.id for m in ms])
+        for m in ms:
+            errors = self._errors.count(m)
+            style = "bold reverse" if m.id == self.machine_id else ""
+            if errors:
                 style += " red"
             elif not m.connected:
                 style += " grey50"
-            mark = "!" if m.errors else " "
-            out.append(f"{mark}{'  ' * d}{m.id} |{len(m.txs)}\n", style=style.strip())
+            mark = "!" if errors else ("x" if not m.connected else " ")
+            err = f" E{errors}" if errors else ""
+            n = len(m.transitions) + m.dropped_cap
+            out.append(
+                f"{mark}{'  ' * depth[m.id]}{m.id} |{n}{err}\n",
+                style=style.strip() or None,
+            )
         return out
 
     def render_tree(self) -> Text:
-        """States with ticks, active marks, relations and called marks."""
+        """States with ticks, active marks, relations and step marks."""
         m = self.machine()
-        out = Text()
         if m is None:
             return Text("no machine selected")
         cur = self.current()
-        clocks = cur[1].clocks if cur else {}
-        called = set(cur[1].called) if cur else set()
+        active: set[str] = set()
+        ticks: dict[str, int] = {}
+        marks: dict[str, list[str]] = {}
+        now = ""
+        if cur is not None:
+            pos, tx = cur
+            step = len(tx.steps) if self.step is None else self.step
+            before = m.transitions[pos - 1].clocks if pos > 0 else None
+            active, ticks = active_at_step(m.states, before, tx, step)
+            marks = step_marks(tx.steps[:step])
+            if 0 < step <= len(tx.steps):
+                now = tx.steps[step - 1].state
+        out = Text()
         for i, name in enumerate(m.states):
-            tick = clocks.get(name, 0)
-            active = tick % 2 == 1
+            on = name in active
             sel = ">" if i == self.state_idx else " "
-            mark = "●" if active else "○"
-            style = "bold green" if active else ""
-            if name in called:
-                style += " underline"
-            if name == "Exception" and active:
+            style = "bold green" if on else ""
+            if name == "Exception" and on:
                 style = "bold red"
-            out.append(f"{sel}{mark} {name} ({tick})", style=style.strip() or None)
-            rels = m.relations.get(name, {})
-            if rels:
-                out.append(
-                    "  " + " ".join(f"{k}:{','.join(v)}" for k, v in rels.items()),
-                    style="dim",
-                )
+            if name == now:
+                style += " reverse"
+            out.append(
+                f"{sel}{'●' if on else '○'} {name} ({ticks.get(name, 0)})",
+                style=style.strip() or None,
+            )
+            if name in marks:
+                out.append(" [" + " ".join(marks[name]) + "]", style="yellow")
+            rels = m.schema.get(name, {})
+            words = [
+                f"{k}:{','.join(v)}"
+                for k, v in rels.items()
+                if isinstance(v, list) and v
+            ]
+            words += [k for k, v in rels.items() if v is True]
+            if words:
+                out.append("  " + " ".join(words), style="dim")
             out.append("\n")
         return out
 
-    def render_bar(self, txs: list[tuple[int, TxRecord]]) -> Text:
-        """Address, transition number, machine time, type, called, result, time."""
-        cur = self.current()
+    def render_matrix(self) -> Text:
+        """States x transitions (around the selection) or states x relations."""
         m = self.machine()
-        mode = "play" if self.playing else ("tail" if self.tail else "pause")
-        filt = ",".join(sorted(self.filters)) or "-"
-        if m is None or cur is None:
-            return Text(f"mach://{self.machine_id}  no transition  [{mode}]")
-        n, t = cur
-        mtime = sum(t.clocks.values())
-        when = datetime.datetime.fromtimestamp(t.time, datetime.UTC)
-        res = "ok" if t.result else "canceled"
-        return Text(
-            f"mach://{m.id}/{t.id}  tx {n}/{len(m.txs)}  t{mtime}  {t.type}"
-            f" [{' '.join(t.called)}] {res}  {when:%H:%M:%S}  [{mode}] "
-            f"filters:{filt}"
-        )
-
-    def render_log(self, txs: list[tuple[int, TxRecord]]) -> Text:
-        """The transition log around the cursor, the selected one highlighted."""
+        if m is None:
+            return Text("no machine selected")
+        width = max(8, min(40, self.size.width // 3))
+        pad = max((len(s) for s in m.states), default=1) + 1
         out = Text()
-        lo = max(0, self.cursor - 15)
-        for idx in range(lo, min(len(txs), lo + 40)):
-            n, t = txs[idx]
-            res = "" if t.result else " canceled"
-            flags = "".join(f" :{f}" for f in t.flags)
-            line = f"{n:>5} {t.type} {' '.join(t.called)}{flags}{res}\n"
-            style = "reverse" if idx == self.cursor else ("red" if res else None)
-            out.append(line, style=style)
+        if self.matrix == "relations":
+            out.append(" " * pad + "".join(s[:1] for s in m.states) + "\n", "dim")
+            for s in m.states:
+                rels = m.schema.get(s, {})
+                cells = ""
+                for t in m.states:
+                    c = "·"
+                    for k, letter in _REL_LETTERS.items():
+                        if t in (rels.get(k) or ()):
+                            c = letter
+                            break
+                    cells += c
+                out.append(f"{s:<{pad}}{cells}\n")
+            out.append("R require  A add  X remove  F after", "dim")
+            return out
+        shown = self.shown()
+        lo = max(0, self.cursor - width + 1)
+        cols = shown[lo : self.cursor + 1]
+        for r, s in enumerate(m.states):
+            out.append(f"{s:<{pad}}")
+            for pos in cols:
+                tx = m.transitions[pos]
+                prev = m.transitions[pos - 1].clocks[r] if pos > 0 else 0
+                tick = tx.clocks[r] if r < len(tx.clocks) else 0
+                if s in tx.called and not tx.accepted:
+                    c, st = "x", "red"
+                elif tick != prev:
+                    c, st = ("+", "bold green") if tick & 1 else ("-", "yellow")
+                else:
+                    c, st = ("█", "green") if tick & 1 else ("·", "dim")
+                out.append(c, style=st)
+            out.append("\n")
+        out.append("+ activated  - deactivated  x canceled", "dim")
         return out
 
-    def render_rain(self, txs: list[tuple[int, TxRecord]]) -> Text:
-        """One line per transition: a column per state, `█` active, `x` canceled."""
+    def render_bar(self) -> Text:
+        """Address; number, machine time, type, called, result, human time."""
+        mode = "play" if self.playing else ("tail" if self.tail else "pause")
+        flt = ",".join(f for f in FILTERS if f in self.filters) or "-"
+        out = Text(self.url(), style="bold")
+        bar = self.query_one("#bar")
+        if self.listen_error:
+            bar.border_title = self.listen_error
+        elif self.collector is not None:
+            col = self.collector
+            bar.border_title = (
+                f"listening {col.host}:{col.port} ({col.clients} clients)"
+            )
+        m, cur = self.machine(), self.current()
+        if m is None or cur is None:
+            out.append(f"\nno transition  [{mode}]  filters:{flt}")
+            return out
+        pos, tx = cur
+        res = "ok" if tx.accepted else "canceled"
+        flags = "".join(
+            f" {name}"
+            for name, on in (
+                ("auto", tx.is_auto),
+                ("check", tx.is_check),
+                ("queued", tx.is_queued),
+            )
+            if on
+        )
+        total = len(m.transitions) + m.dropped_cap
+        out.append(
+            f"\ntx {self.number(pos)}/{total}  t{sum(tx.clocks)}  {tx.mutation}"
+            f" [{' '.join(tx.called)}] {res}{flags}  {human_time(tx.time)}"
+            f"  [{mode}]  filters:{flt}"
+        )
+        return out
+
+    def render_steps(self) -> Text:
+        """The steps of the selected transition, the current one marked."""
+        cur = self.current()
+        widget = self.query_one("#steps")
+        if cur is None:
+            widget.border_title = "steps"
+            return Text("")
+        tx = cur[1]
+        n = len(tx.steps)
+        step = n if self.step is None else self.step
+        widget.border_title = f"steps {step}/{n}"
+        out = Text()
+        lo = max(0, step - 8)
+        for i in range(lo, n):
+            style = "reverse" if i == step - 1 else ("dim" if i >= step else None)
+            out.append(f"{i + 1:>3} {plain_step(tx.steps[i])}\n", style=style)
+        return out
+
+    def render_log(self) -> Text:
+        """The machine's log up to the selected transition (its lines bold)."""
+        m, cur = self.machine(), self.current()
+        out = Text()
+        if m is None or cur is None:
+            return out
+        height = self.query_one("#log").content_size.height or 20
+        for entry, mine in log_lines(m, cur[0], self.log_level, height):
+            out.append(entry.text + "\n", style="bold" if mine else "dim")
+        return out
+
+    def render_rain(self) -> Text:
+        """One line per transition: a column per state, `█` active."""
         m = self.machine()
         out = Text()
         if m is None:
             return out
-        lo = max(0, self.cursor - 15)
-        for idx in range(lo, min(len(txs), lo + 40)):
-            n, t = txs[idx]
-            cells = "".join("█" if t.clocks.get(s, 0) % 2 else "·" for s in m.states)
-            line = f"{n:>5} {cells} {'' if t.result else 'x'}\n"
-            out.append(line, style="reverse" if idx == self.cursor else None)
+        shown = self.shown()
+        height = self.query_one("#log").content_size.height or 20
+        lo = max(0, self.cursor - height + 1)
+        for idx in range(lo, min(len(shown), lo + height)):
+            pos = shown[idx]
+            tx = m.transitions[pos]
+            called = set(tx.called)
+            cells = Text()
+            for s, t in zip(m.states, tx.clocks, strict=False):
+                if s in called:
+                    cells.append("█" if t & 1 else "▫", style="bold yellow")
+                else:
+                    cells.append("█" if t & 1 else "·", style="green" if t & 1 else "")
+            line = Text(f"{self.number(pos):>6} ")
+            line.append_text(cells)
+            line.append(" x" if not tx.accepted else "")
+            line.append("\n")
+            if idx == self.cursor:
+                line.stylize("reverse")
+            out.append_text(line)
+        return out
+
+    def render_timelines(self) -> Text:
+        """Where the selection is among the transitions and the steps."""
+        width = max(10, self.size.width - 24)
+        shown = self.shown()
+        cur = self.current()
+        n = len(cur[1].steps) if cur else 0
+        step = n if self.step is None else self.step
+        out = Text(f"{f'tx {self.cursor + 1}/{len(shown)}':<18}")
+        out.append_text(timeline(max(0, self.cursor), len(shown), width))
+        out.append(f"\n{f'steps {step}/{n}':<18}")
+        out.append_text(timeline(step, n + 1, width))
         return out
 
     # ----- actions
 
     def _move(self, delta: int) -> None:
-        txs = self.txs()
-        if not txs:
+        shown = self.shown()
+        if not shown:
             return
-        self.cursor = max(0, min(len(txs) - 1, self.cursor + delta))
-        if delta < 0 or self.cursor < len(txs) - 1:
+        self.cursor = max(0, min(len(shown) - 1, self.cursor + delta))
+        self.step = None
+        if delta < 0 or self.cursor < len(shown) - 1:
             self.tail = False
-        if self.playing and self.cursor == len(txs) - 1:
+        if self.playing and self.cursor == len(shown) - 1:
             self.playing = False
         self.refresh_views()
 
@@ -339,15 +640,26 @@ class DebuggerApp(App[None]):
         """Move the transition cursor by `delta`."""
         self._move(delta)
 
+    def action_step(self, delta: int) -> None:
+        """Step back / forward inside the selected transition."""
+        cur = self.current()
+        if cur is None:
+            return
+        n = len(cur[1].steps)
+        step = n if self.step is None else self.step
+        self.step = max(0, min(n, step + delta))
+        self.tail = False
+        self.refresh_views()
+
     def action_first(self) -> None:
         """Select the first transition."""
         self.tail = False
-        self.cursor = 0
+        self.cursor, self.step = 0, None
         self.refresh_views()
 
     def action_last(self) -> None:
         """Select the last transition."""
-        self.cursor = len(self.txs()) - 1
+        self.cursor, self.step = len(self.shown()) - 1, None
         self.refresh_views()
 
     def action_tail(self) -> None:
@@ -362,16 +674,28 @@ class DebuggerApp(App[None]):
         self.tail = False
         self.refresh_views()
 
+    def select_machine(self, machine_id: str) -> None:
+        """Select a machine (its newest transition, tail mode)."""
+        if machine_id != self.machine_id:
+            self.machine_id = machine_id
+            self.state_idx = -1
+            self.step = None
+            self.tail = True
+        self.refresh_views()
+
+    def select_line(self, line: int) -> None:
+        """Select the machine on line `line` of the list (a mouse click)."""
+        ms = self.machines()
+        if 0 <= line < len(ms):
+            self.select_machine(ms[line].id)
+
     def action_client(self, delta: int) -> None:
         """Select the previous/next machine of the list."""
         ms = [m.id for m in self.machines()]
         if not ms:
             return
         i = ms.index(self.machine_id) if self.machine_id in ms else -1
-        self.machine_id = ms[max(0, min(len(ms) - 1, i + delta))]
-        self.state_idx = -1
-        self.tail = True
-        self.refresh_views()
+        self.select_machine(ms[max(0, min(len(ms) - 1, i + delta))])
 
     def action_state(self, delta: int) -> None:
         """Select the next/previous state of the tree."""
@@ -382,24 +706,39 @@ class DebuggerApp(App[None]):
         self.refresh_views()
 
     def action_state_jump(self, delta: int) -> None:
-        """Jump to the next/previous transition whose called states hold the selected state."""
+        """Jump to the previous/next transition touching the selected state.
+
+        A transition touches a state when it calls it or moves its tick.
+        """
         m = self.machine()
-        if m is None or self.state_idx < 0:
+        if m is None or not (0 <= self.state_idx < len(m.states)):
+            self.notify("select a state first (s / S)")
             return
-        name = m.states[self.state_idx]
-        txs = self.txs()
+        name, col = m.states[self.state_idx], self.state_idx
+        shown = self.shown()
         i = self.cursor + delta
-        while 0 <= i < len(txs):
-            if name in txs[i][1].called:
-                self.cursor = i
-                self.tail = False
+        while 0 <= i < len(shown):
+            pos = shown[i]
+            tx = m.transitions[pos]
+            prev = m.transitions[pos - 1].clocks[col] if pos > 0 else 0
+            if name in tx.called or tx.clocks[col] != prev:
+                self.cursor, self.step, self.tail = i, None, False
                 break
             i += delta
         self.refresh_views()
 
     def action_filter(self, name: str) -> None:
-        """Toggle a transition filter."""
+        """Toggle a filter (see `FILTERS`)."""
+        before = self._selected()
         self.filters ^= {name}
+        if before is not None and not self.tail:
+            self.shown()
+            self.cursor = self._find(before)
+        self.refresh_views()
+
+    def action_log_level(self) -> None:
+        """Cycle the log level filter (0..5)."""
+        self.log_level = (self.log_level + 1) % (int(LogLevel.EVERYTHING) + 1)
         self.refresh_views()
 
     def action_rain(self) -> None:
@@ -407,29 +746,89 @@ class DebuggerApp(App[None]):
         self.rain = not self.rain
         self.refresh_views()
 
+    def action_matrix(self) -> None:
+        """Cycle the matrix view: transitions, relations, off."""
+        self.matrix = {"": "tx", "tx": "relations", "relations": ""}[self.matrix]
+        self.refresh_views()
+
     def action_help(self) -> None:
         """Show the keys."""
         self.push_screen(HelpScreen())
 
-    def action_search(self) -> None:
-        """Open the machine search."""
-        inp = self.query_one("#search", Input)
+    def _ask(self, mode: str, placeholder: str) -> None:
+        inp = self.query_one("#address", Input)
+        self._modal = mode
+        inp.placeholder = placeholder
+        inp.value = self.search if mode == "search" else self.url()
         inp.add_class("shown")
         inp.can_focus = True
         inp.focus()
 
+    def action_search(self) -> None:
+        """Open the machine search."""
+        self._ask("search", "search machines")
+
+    def action_goto(self) -> None:
+        """Open the address bar (mach://ID/TX/STEP)."""
+        self._ask("goto", "mach://ID/TX/STEP")
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Apply the search; select the first match."""
-        self.search = event.value
+        """Apply the search or go to the address."""
         event.input.remove_class("shown")
         event.input.can_focus = False
         self.set_focus(None)
-        ms = self.machines()
-        if ms and self.machine_id not in {m.id for m in ms}:
-            self.machine_id = ms[0].id
+        if self._modal == "goto":
+            try:
+                self.goto(event.value)
+            except ValueError as exc:
+                self.notify(str(exc), severity="error")
+        else:
+            self.search = event.value
+            ms = self.machines()
+            if ms and self.machine_id not in {m.id for m in ms}:
+                self.select_machine(ms[0].id)
         self.refresh_views()
 
+    def on_key(self, event: events.Key) -> None:
+        """Esc closes the address bar."""
+        inp = self.query_one("#address", Input)
+        if event.key == "escape" and inp.has_class("shown"):
+            inp.remove_class("shown")
+            inp.can_focus = False
+            self.set_focus(None)
+            if self._modal == "search":
+                self.search = ""
+            self.refresh_views()
+
+    def goto(self, url: str) -> None:
+        """Select the position `mach://ID/TX/STEP` names (ValueError if none).
+
+        TX is a transition id or a 1-based number; STEP the steps applied.
+        """
+        mid, tx, step = parse_url(url)
+        m = self.session.machines.get(mid)
+        if m is None:
+            raise ValueError(f"no machine {mid!r} in the session")
+        self.machine_id, self.state_idx, self.step = mid, -1, None
+        self.filters.clear()
+        if not tx:
+            self.tail = True
+            return
+        pos = next((i for i, t in enumerate(m.transitions) if t.id == tx), None)
+        if pos is None and tx.isdigit():
+            pos = int(tx) - 1 - m.dropped_cap
+        if pos is None or not (0 <= pos < len(m.transitions)):
+            raise ValueError(f"no transition {tx!r} of {mid!r}")
+        self.tail = False
+        self._flt = None
+        self.cursor = self.shown().index(pos)
+        self.step = step
+
     def action_export(self) -> None:
-        """Write the session to `export_path`."""
-        self.session.save(self.export_path)
+        """Write the session to `export_path` (read it back with -i)."""
+        try:
+            write_session(self.export_path, self.session)
+        except OSError as exc:
+            self.notify(f"export failed: {exc}", severity="error")
+            return
         self.notify(f"exported to {self.export_path}")

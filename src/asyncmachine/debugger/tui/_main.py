@@ -1,12 +1,22 @@
-"""`am-dbg` command line: open a saved session in the terminal UI."""
+"""`am-dbg` command line: a live collector or a saved session in the UI.
+
+    am-dbg [--listen-addr HOST:PORT] [--import-data FILE] [mach://ID/TX/STEP]
+
+Without `--import-data` it listens on `--listen-addr` (localhost:6831 by
+default); with both, the imported session keeps growing. See docs/am-dbg.md.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .._collector import Collector
+from .._model import Session
+from .._session import read_session
+from .._tracer import DEFAULT_ADDR, parse_addr
 from ._app import DebuggerApp
-from ._data import Session
+from ._views import parse_url
 
 __all__ = ["main", "parse_args"]
 
@@ -16,44 +26,75 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="am-dbg", description="asyncmachine terminal debugger"
     )
-    p.add_argument("machurl", nargs="?", default="", help="mach://ID/TX to select")
-    p.add_argument("--listen-addr", "-l", default="", help="collector address")
+    p.add_argument("machurl", nargs="?", default="", help="mach://ID/TX/STEP to select")
+    p.add_argument(
+        "--listen-addr",
+        "-l",
+        default="",
+        help=f"collector address (default {DEFAULT_ADDR} without --import-data)",
+    )
     p.add_argument("--import-data", "-i", default="", help="a saved session file")
-    p.add_argument("--select-machine", default="", help="machine id to select")
+    p.add_argument("--select-machine", "-m", default="", help="machine id to select")
     p.add_argument(
-        "--select-transition", type=int, default=0, help="transition number (1-based)"
+        "--select-transition",
+        "-t",
+        type=int,
+        default=0,
+        help="transition number (1-based)",
     )
     p.add_argument(
-        "--output-session", default="am-dbg-session.json", help="export path"
+        "--output-session",
+        default="am-dbg-session.amdbg",
+        help="where export (ctrl+s) writes the session",
     )
+    p.add_argument("--max-mem", type=int, default=0, help="memory cap, in MB")
+    p.add_argument("--fps", type=float, default=10.0, help="redraws per second")
     return p.parse_args(argv)
+
+
+def _err(text: str) -> int:
+    sys.stderr.write(f"am-dbg: {text}\n")
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run am-dbg; returns the exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.listen_addr:
-        sys.stderr.write(
-            "am-dbg: --listen-addr needs the debug-stream collector, not built yet\n"
-        )
-        return 2
-    session = Session.load(args.import_data) if args.import_data else Session()
-    mach, tx = args.select_machine, args.select_transition - 1
+    cap = args.max_mem * 1024 * 1024
     if args.machurl:
-        if not args.machurl.startswith("mach://"):
-            sys.stderr.write(f"am-dbg: not a mach:// URL: {args.machurl}\n")
-            return 2
-        parts = args.machurl[len("mach://") :].split("/")
-        mach = parts[0]
-        if len(parts) > 1 and parts[1].isdigit():
-            tx = int(parts[1]) - 1
-    if mach and mach not in session.machines:
-        sys.stderr.write(f"am-dbg: no machine {mach!r} in the session\n")
-        return 2
+        try:
+            parse_url(args.machurl)
+        except ValueError as exc:
+            return _err(str(exc))
+    if args.import_data:
+        try:
+            session = read_session(args.import_data, max_memory=cap)
+        except (OSError, ValueError) as exc:
+            return _err(str(exc))
+    else:
+        session = Session(max_memory=cap)
+    collector = None
+    if args.listen_addr or not args.import_data:
+        addr = args.listen_addr or DEFAULT_ADDR
+        try:
+            parse_addr(addr)
+        except ValueError as exc:
+            return _err(str(exc))
+        collector = Collector(addr, session=session)
+    mach, tx = args.select_machine, args.select_transition
+    url = args.machurl or (f"mach://{mach}/{tx or ''}" if mach else "")
+    if url and collector is None:
+        # an imported session: a bad address is an error up front
+        probe = DebuggerApp(session)
+        try:
+            probe.goto(url)
+        except ValueError as exc:
+            return _err(str(exc))
     DebuggerApp(
         session,
-        select_machine=mach,
-        select_transition=tx,
+        collector=collector,
+        url=url,
         export_path=args.output_session,
+        fps=args.fps,
     ).run()
     return 0
