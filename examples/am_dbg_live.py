@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 import anyio
+import anyio.lowlevel
 
 import asyncmachine as am
 from asyncmachine.debugger import bind_dbg, close_senders
@@ -38,7 +39,7 @@ class Downloader:
     async def DownloadingState(self, e: am.Event) -> None:
         mach = e.machine
         mach.log("downloading %s", e.args.get("url", "?"))
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         mach.add1("Downloaded")
 
 
