@@ -387,3 +387,27 @@ def test_listen_error_is_shown() -> None:
 def test_session_default() -> None:
     app = DebuggerApp()
     assert isinstance(app.session, Session) and app.collector is None
+
+
+def test_client_counts_repaint_at_most_twice_a_second() -> None:
+    session = demo_session()
+
+    async def run() -> None:
+        app = DebuggerApp(session, select_machine="worker")
+        async with app.run_test(size=(150, 40)):
+            assert "worker-1 |5" in _text(app, "#clients")
+            m = session.machines["worker-1"]
+            session.add_transition("worker-1", m.transitions[-1])
+            app.refresh_views()
+            # only a count moved, within 0.5 s of the last repaint: later
+            assert "worker-1 |5" in _text(app, "#clients")
+            app._clients_at -= 1  # half a second passed
+            app.tick()  # no session change: the stale list catches up
+            assert "worker-1 |6" in _text(app, "#clients")
+            # a new mark repaints at once
+            m.connected = False
+            session.version += 1
+            app.refresh_views()
+            assert "x  worker-1 |6" in _text(app, "#clients")
+
+    asyncio.run(run())

@@ -8,6 +8,7 @@ when `Session.version` moved, never once per message. See docs/am-dbg.md.
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -110,6 +111,7 @@ class DebuggerApp(App[None]):
     #clients { width: 30; height: 1fr; border: round $accent; }
     #tree { width: 1fr; border: round $accent; }
     #right { width: 1fr; }
+    #tree_body { height: 1fr; }
     #steps { height: 12; border: round $accent; }
     #log { height: 1fr; border: round $accent; }
     #bar { height: 4; border: round $accent; }
@@ -214,6 +216,10 @@ class DebuggerApp(App[None]):
         self._errors = ErrorCounter()
         self._flt: TxFilter | None = None
         self._modal = ""
+        self._shown_text: dict[str, Text] = {}
+        self._clients_key: object = None
+        self._clients_at = 0.0
+        self._clients_stale = False
 
     # ----- layout
 
@@ -278,6 +284,8 @@ class DebuggerApp(App[None]):
             self._move(1)
         elif self.session.version != self._seen:
             self.refresh_views()
+        elif self._clients_stale:
+            self._set_clients()
 
     # ----- data
 
@@ -392,25 +400,50 @@ class DebuggerApp(App[None]):
             "tx": "matrix: states x transitions",
             "relations": "matrix: relations",
         }[self.matrix]
-        self.query_one("#clients", Static).update(self.render_clients())
-        self.query_one("#tree_body", Static).update(
-            self.render_matrix() if self.matrix else self.render_tree()
+        self._set_clients()
+        self._set(
+            "#tree_body", self.render_matrix() if self.matrix else self.render_tree()
         )
-        self.query_one("#bar", Static).update(self.render_bar())
-        self.query_one("#steps", Static).update(self.render_steps())
+        self._set("#bar", self.render_bar())
+        self._set("#steps", self.render_steps())
         log = self.query_one("#log", Static)
         log.border_title = (
             "rain"
             if self.rain
             else f"log (level {self.log_level}: {LogLevel(self.log_level)})"
         )
-        log.update(self.render_rain() if self.rain else self.render_log())
-        self.query_one("#timelines", Static).update(self.render_timelines())
+        self._set("#log", self.render_rain() if self.rain else self.render_log())
+        self._set("#timelines", self.render_timelines())
 
-    def render_clients(self) -> Text:
+    def _set_clients(self) -> None:
+        # counts alone move on every frame when live: those repaint the list
+        # at most twice a second; a change of machines, marks or selection
+        # repaints it at once
+        ms = self.machines()
+        key = (
+            self.machine_id,
+            tuple((m.id, m.connected, self._errors.count(m)) for m in ms),
+        )
+        now = time.monotonic()
+        if key == self._clients_key and now - self._clients_at < 0.5:
+            self._clients_stale = True  # tick() catches up
+            return
+        self._clients_key, self._clients_at = key, now
+        self._clients_stale = False
+        self._set("#clients", self.render_clients(ms))
+
+    def _set(self, selector: str, text: Text) -> None:
+        # every view has a fixed size (CSS): no layout pass, and no repaint
+        # when the text did not change
+        if self._shown_text.get(selector) != text:
+            self._shown_text[selector] = text
+            self.query_one(selector, Static).update(text, layout=False)
+
+    def render_clients(self, ms: list[MachineRecord] | None = None) -> Text:
         """One line per machine: nesting, error and disconnect marks, counts."""
         out = Text()
-        ms = self.machines()
+        if ms is None:
+            ms = self.machines()
         depth = client_depths(self.session, [m.id for m in ms])
         for m in ms:
             errors = self._errors.count(m)
