@@ -26,8 +26,9 @@ from asyncmachine.debugger import (
     bind_dbg,
     close_senders,
     read_session,
+    write_session,
 )
-from asyncmachine.debugger.tui import DebuggerApp, HelpScreen, main
+from asyncmachine.debugger.tui import DebuggerApp, HelpScreen, main, make_app
 from asyncmachine.debugger.tui._demo import DEMO_SCHEMA, demo_session, drive_demo
 from asyncmachine.debugger.tui._views import TxFilter, parse_url
 
@@ -355,8 +356,6 @@ def test_main_rejects_bad_input(
     assert main(["http://x"]) == 2
     assert "mach://" in capsys.readouterr().err
     path = tmp_path / "s.amdbg"
-    from asyncmachine.debugger import write_session
-
     write_session(path, demo_session())
     assert main(["-i", str(path), "mach://nope"]) == 2
     assert "'nope'" in capsys.readouterr().err
@@ -411,3 +410,54 @@ def test_client_counts_repaint_at_most_twice_a_second() -> None:
             assert "x  worker-1 |6" in _text(app, "#clients")
 
     asyncio.run(run())
+
+
+def test_command_line_flags(tmp_path: Path) -> None:
+    path = tmp_path / "s.amdbg"
+    write_session(path, demo_session())
+
+    async def run() -> None:
+        app = make_app(
+            [
+                "-i",
+                str(path),
+                "--filter-canceled",
+                "--filter-disconn",
+                "--filter-log-level",
+                "1",
+                "--view",
+                "matrix",
+                "--view-rain",
+                "--view-narrow",
+                "--dir",
+                str(tmp_path),
+                "mach://worker/4",
+            ]
+        )
+        async with app.run_test(size=(150, 40)) as pilot:
+            assert app.collector is None
+            assert app.filters == {"canceled", "disconnected"}
+            assert "worker-2" not in _text(app, "#clients")
+            assert app.screen.has_class("narrow")
+            assert app.rain and app.matrix == "tx" and app.log_level == 1
+            assert "tx 4/5" in _text(app, "#bar")
+            assert "add [Processing] ok" in _text(app, "#bar")
+            # click a state of the tree (the matrix off first)
+            await pilot.press("m", "m")
+            await pilot.click("#tree_body", offset=(3, 2))
+            assert app.state_idx == 2
+            await pilot.press("ctrl+s")
+        assert read_session(tmp_path / "am-dbg-session.amdbg").machines.keys() == {
+            "worker",
+            "worker-1",
+            "worker-2",
+        }
+        live = make_app(["--listen-addr", "127.0.0.1:0"])
+        assert live.collector is not None and live.collector.port == 0
+        # a deep link to a filtered-out transition shows it (filters off)
+        hidden = make_app(["-i", str(path), "--filter-canceled", "mach://worker/3"])
+        assert hidden.filters == set() and hidden.cursor == 2
+
+    asyncio.run(run())
+    with pytest.raises(ValueError, match="unknown filters"):
+        DebuggerApp(filters=["nope"])

@@ -7,8 +7,10 @@ when `Session.version` moved, never once per message. See docs/am-dbg.md.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -100,6 +102,17 @@ class _ClientList(Static):
                 app.select_line(offset.y)
 
 
+class _TreeBody(Static):
+    """The states tree; a click selects the state on that line."""
+
+    def on_click(self, event: events.Click) -> None:
+        app = self.app
+        if isinstance(app, DebuggerApp) and not app.matrix:
+            offset = event.get_content_offset(self)
+            if offset is not None:
+                app.select_state(offset.y)
+
+
 class DebuggerApp(App[None]):
     """The terminal debugger over a `Session`, imported or live.
 
@@ -169,8 +182,18 @@ class DebuggerApp(App[None]):
         select_machine: str = "",
         select_transition: int = -1,
         url: str = "",
+        filters: Iterable[str] = (),
+        log_level: int = int(LogLevel.EVERYTHING),
+        matrix: str = "",
+        rain: bool = False,
+        narrow: bool = False,
     ) -> None:
         super().__init__()
+        bad = set(filters) - set(FILTERS)
+        if bad:
+            raise ValueError(f"unknown filters {sorted(bad)}; known: {FILTERS}")
+        if matrix not in ("", "tx", "relations"):
+            raise ValueError(f"matrix must be '', 'tx' or 'relations', not {matrix!r}")
         if session is None:
             session = collector.session if collector is not None else Session()
         elif collector is not None:
@@ -195,7 +218,7 @@ class DebuggerApp(App[None]):
         """Steps applied of the selected transition (None: all of them)."""
         self.state_idx: int = -1
         """The selected state of the tree (-1: none)."""
-        self.filters: set[str] = set()
+        self.filters: set[str] = set(filters)
         """Active filters (see `FILTERS`)."""
         self.search: str = ""
         """Machine-list search text."""
@@ -203,12 +226,14 @@ class DebuggerApp(App[None]):
         """Follow the newest transition."""
         self.playing: bool = False
         """Advance one transition per frame."""
-        self.rain: bool = False
+        self.rain: bool = rain
         """Show the rain view instead of the log."""
-        self.matrix: str = ""
+        self.matrix: str = matrix
         """Matrix view in place of the tree: "", "tx" or "relations"."""
-        self.log_level: int = int(LogLevel.EVERYTHING)
+        self.log_level: int = max(0, min(int(LogLevel.EVERYTHING), log_level))
         """Log lines above this level are hidden."""
+        self.force_narrow: bool = narrow
+        """The narrow layout whatever the terminal's width."""
         self.frames: int = 0
         """Redraws so far."""
         self._url = url
@@ -232,7 +257,7 @@ class DebuggerApp(App[None]):
         with Horizontal(id="main"):
             yield _ClientList(id="clients")
             with Vertical(id="tree"):
-                yield Static(id="tree_body")
+                yield _TreeBody(id="tree_body")
             with Vertical(id="right"):
                 yield Static(id="steps")
                 yield Static(id="log")
@@ -269,7 +294,7 @@ class DebuggerApp(App[None]):
         self._narrow(event.size.width)
 
     def _narrow(self, width: int) -> None:
-        self.screen.set_class(width < self.NARROW, "narrow")
+        self.screen.set_class(self.force_narrow or width < self.NARROW, "narrow")
 
     def _goto_pending(self) -> None:
         # a deep link waits for its machine to connect (live)
@@ -730,6 +755,13 @@ class DebuggerApp(App[None]):
         i = ms.index(self.machine_id) if self.machine_id in ms else -1
         self.select_machine(ms[max(0, min(len(ms) - 1, i + delta))])
 
+    def select_state(self, index: int) -> None:
+        """Select the state at `index` of the tree (a mouse click)."""
+        m = self.machine()
+        if m is not None and 0 <= index < len(m.states):
+            self.state_idx = index
+            self.refresh_views()
+
     def action_state(self, delta: int) -> None:
         """Select the next/previous state of the tree."""
         m = self.machine()
@@ -843,7 +875,6 @@ class DebuggerApp(App[None]):
         if m is None:
             raise ValueError(f"no machine {mid!r} in the session")
         self.machine_id, self.state_idx, self.step = mid, -1, None
-        self.filters.clear()
         if not tx:
             self.tail = True
             return
@@ -853,8 +884,14 @@ class DebuggerApp(App[None]):
         if pos is None or not (0 <= pos < len(m.transitions)):
             raise ValueError(f"no transition {tx!r} of {mid!r}")
         self.tail = False
-        self._flt = None
-        self.cursor = self.shown().index(pos)
+        shown = self.shown()
+        i = bisect.bisect_left(shown, pos)
+        if i == len(shown) or shown[i] != pos:
+            # the filters hide it: show every transition
+            self.filters &= {"disconnected"}
+            shown = self.shown()
+            i = bisect.bisect_left(shown, pos)
+        self.cursor = i
         self.step = step
 
     def action_export(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .._collector import Collector
 from .._model import Session
@@ -18,7 +19,7 @@ from .._tracer import DEFAULT_ADDR, parse_addr
 from ._app import DebuggerApp
 from ._views import parse_url
 
-__all__ = ["main", "parse_args"]
+__all__ = ["main", "make_app", "parse_args"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,11 +43,36 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0,
         help="transition number (1-based)",
     )
+    p.add_argument("--dir", "-d", default=".", help="directory of exported sessions")
     p.add_argument(
         "--output-session",
-        default="am-dbg-session.amdbg",
-        help="where export (ctrl+s) writes the session",
+        default="",
+        help="where export (ctrl+s) writes (default DIR/am-dbg-session.amdbg)",
     )
+    for name, help_ in (
+        ("auto", "automatic transitions"),
+        ("canceled", "canceled transitions"),
+        ("checks", "check (read-only) transitions"),
+        ("disconn", "disconnected clients"),
+        ("empty", "empty transitions"),
+        ("queued", "queued transitions"),
+    ):
+        p.add_argument(f"--filter-{name}", action="store_true", help=f"hide {help_}")
+    p.add_argument(
+        "--filter-log-level",
+        type=int,
+        default=5,
+        help="log lines up to this level (0-5)",
+    )
+    p.add_argument(
+        "--view",
+        "-v",
+        choices=["tree-log", "matrix", "relations"],
+        default="tree-log",
+        help="initial view",
+    )
+    p.add_argument("--view-rain", action="store_true", help="show the rain view")
+    p.add_argument("--view-narrow", action="store_true", help="force the narrow view")
     p.add_argument("--max-mem", type=int, default=0, help="memory cap, in MB")
     p.add_argument("--fps", type=float, default=10.0, help="redraws per second")
     return p.parse_args(argv)
@@ -57,44 +83,54 @@ def _err(text: str) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run am-dbg; returns the exit code."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def make_app(argv: list[str]) -> DebuggerApp:
+    """The app `argv` describes (ValueError naming what is wrong)."""
+    args = parse_args(argv)
     cap = args.max_mem * 1024 * 1024
     if args.machurl:
-        try:
-            parse_url(args.machurl)
-        except ValueError as exc:
-            return _err(str(exc))
+        parse_url(args.machurl)
     if args.import_data:
         try:
             session = read_session(args.import_data, max_memory=cap)
-        except (OSError, ValueError) as exc:
-            return _err(str(exc))
+        except OSError as exc:
+            raise ValueError(f"cannot read {args.import_data}: {exc}") from exc
     else:
         session = Session(max_memory=cap)
     collector = None
     if args.listen_addr or not args.import_data:
         addr = args.listen_addr or DEFAULT_ADDR
-        try:
-            parse_addr(addr)
-        except ValueError as exc:
-            return _err(str(exc))
+        parse_addr(addr)
         collector = Collector(addr, session=session)
     mach, tx = args.select_machine, args.select_transition
     url = args.machurl or (f"mach://{mach}/{tx or ''}" if mach else "")
-    if url and collector is None:
-        # an imported session: a bad address is an error up front
-        probe = DebuggerApp(session)
-        try:
-            probe.goto(url)
-        except ValueError as exc:
-            return _err(str(exc))
-    DebuggerApp(
+    filters = [
+        "disconnected" if f == "disconn" else f
+        for f in ("auto", "canceled", "checks", "disconn", "empty", "queued")
+        if getattr(args, f"filter_{f}")
+    ]
+    app = DebuggerApp(
         session,
         collector=collector,
         url=url,
-        export_path=args.output_session,
+        export_path=args.output_session or Path(args.dir) / "am-dbg-session.amdbg",
         fps=args.fps,
-    ).run()
+        filters=filters,
+        log_level=args.filter_log_level,
+        matrix={"tree-log": "", "matrix": "tx", "relations": "relations"}[args.view],
+        rain=args.view_rain,
+        narrow=args.view_narrow,
+    )
+    if url and collector is None:
+        # an imported session: a bad address is an error up front
+        app.goto(url)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run am-dbg; returns the exit code (2 for bad arguments or files)."""
+    try:
+        app = make_app(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        return _err(str(exc))
+    app.run()
     return 0
