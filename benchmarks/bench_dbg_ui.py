@@ -116,7 +116,7 @@ class Live:
 async def live(machines: int, seconds: float) -> Live:
     res = Live()
     frames, paints = res.frames, res.paints
-    app = DebuggerApp(collector=Collector("127.0.0.1:0"))
+    app = DebuggerApp(collector=Collector("127.0.0.1:0"), gc_freeze=True)
     orig = app.refresh_views
 
     def timed() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import gc
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -187,6 +188,7 @@ class DebuggerApp(App[None]):
         matrix: str = "",
         rain: bool = False,
         narrow: bool = False,
+        gc_freeze: bool = False,
     ) -> None:
         super().__init__()
         bad = set(filters) - set(FILTERS)
@@ -234,6 +236,11 @@ class DebuggerApp(App[None]):
         """Log lines above this level are hidden."""
         self.force_narrow: bool = narrow
         """The narrow layout whatever the terminal's width."""
+        self.gc_freeze: bool = gc_freeze
+        """Move the session's objects out of the garbage collector's reach
+        (`gc.freeze`) on every frame while it grows: a full collection over
+        a big session stalls frames for hundreds of ms. For the `am-dbg`
+        process; records are acyclic, so they are still freed when dropped."""
         self.frames: int = 0
         """Redraws so far."""
         self._url = url
@@ -277,6 +284,8 @@ class DebuggerApp(App[None]):
             if ms:
                 self.machine_id = ms[0].id
         self._narrow(self.size.width)
+        if self.gc_freeze:
+            gc.freeze()  # an imported session
         self.set_interval(1 / self.fps, self.tick)
         self.refresh_views()
 
@@ -309,6 +318,8 @@ class DebuggerApp(App[None]):
             self._move(1)
         elif self.session.version != self._seen:
             self.refresh_views()
+            if self.gc_freeze:
+                gc.freeze()  # O(1): the generations join the frozen one
         elif self._clients_stale:
             self._set_clients()
 

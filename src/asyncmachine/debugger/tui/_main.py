@@ -119,6 +119,7 @@ def make_app(argv: list[str]) -> DebuggerApp:
         matrix={"tree-log": "", "matrix": "tx", "relations": "relations"}[args.view],
         rain=args.view_rain,
         narrow=args.view_narrow,
+        gc_freeze=True,
     )
     if url and collector is None:
         # an imported session: a bad address is an error up front
