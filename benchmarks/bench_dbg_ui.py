@@ -108,6 +108,7 @@ class Live:
         self.frames: list[float] = []  # refresh_views durations
         self.starts: list[float] = []  # when each refresh started
         self.paints: list[float] = []  # Textual's paints (render_update)
+        self.totals: list[float] = []  # a refresh and the paints after it
         self.t0 = float("inf")  # when the feed started (earlier paints: mount)
         self.sent = 0
         self.got = 0
@@ -125,6 +126,7 @@ async def live(machines: int, seconds: float) -> Live:
         if t > res.t0:
             res.starts.append(t)
             frames.append(time.perf_counter() - t)
+            res.totals.append(frames[-1])
 
     app.refresh_views = timed  # type: ignore[method-assign]
     # Textual's paint of the changed regions, after each refresh
@@ -137,6 +139,8 @@ async def live(machines: int, seconds: float) -> Live:
         finally:
             if t > res.t0:
                 paints.append(time.perf_counter() - t)
+                if res.totals:  # the paint belongs to the last refresh
+                    res.totals[-1] += paints[-1]
 
     Compositor.render_update = paint  # type: ignore[method-assign]
     try:
@@ -212,13 +216,14 @@ def main() -> None:
 
     span = res.starts[-1] - res.starts[0] if len(res.starts) > 1 else 1.0
     fps = (len(res.starts) - 1) / span if span else 0.0
-    total = p(res.frames, 99) + p(res.paints, 99)
+    total = p(res.totals, 99)
     print(
         f"live {machines} machines x 100 tx/s for {seconds:.0f} s over TCP: "
         f"{res.sent} sent, {res.got} shown; {len(res.frames)} frames at "
         f"{fps:.1f} fps (target 10); refresh p50 {p(res.frames, 50):.2f} ms "
         f"p99 {p(res.frames, 99):.2f} ms, paint p50 {p(res.paints, 50):.2f} ms "
-        f"p99 {p(res.paints, 99):.2f} ms; frame p99 <= {total:.1f} ms "
+        f"p99 {p(res.paints, 99):.2f} ms; frame (refresh + paint) "
+        f"p50 {p(res.totals, 50):.1f} ms p99 {total:.1f} ms "
         f"(budget 50 ms: {'ok' if total < 50 else 'OVER'})"
     )
 

@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+from textual.widget import Widget
 from textual.worker import Worker
 
 from ..._types import LogLevel
@@ -80,6 +81,12 @@ _FILTER_KEYS = {
 _REL_LETTERS = {"require": "R", "remove": "X", "add": "A", "after": "F"}
 
 
+def _title(widget: Widget, title: str) -> None:
+    # assigning a border title repaints the whole widget, even unchanged
+    if widget.border_title != title:
+        widget.border_title = title
+
+
 class HelpScreen(ModalScreen[None]):
     """The key reference, shown on `?`."""
 
@@ -125,7 +132,7 @@ class DebuggerApp(App[None]):
     #clients { width: 30; height: 1fr; border: round $accent; }
     #tree { width: 1fr; border: round $accent; }
     #right { width: 1fr; }
-    #tree_body { height: 1fr; }
+    #tree_body { height: auto; }
     #steps { height: 12; border: round $accent; }
     #log { height: 1fr; border: round $accent; }
     #bar { height: 4; border: round $accent; }
@@ -431,11 +438,14 @@ class DebuggerApp(App[None]):
         if cur is not None and self.step is not None:
             self.step = max(0, min(self.step, len(cur[1].steps)))
         tree = self.query_one("#tree")
-        tree.border_title = {
-            "": "states",
-            "tx": "matrix: states x transitions",
-            "relations": "matrix: relations",
-        }[self.matrix]
+        _title(
+            tree,
+            {
+                "": "states",
+                "tx": "matrix: states x transitions",
+                "relations": "matrix: relations",
+            }[self.matrix],
+        )
         self._set_clients()
         self._set(
             "#tree_body", self.render_matrix() if self.matrix else self.render_tree()
@@ -443,10 +453,11 @@ class DebuggerApp(App[None]):
         self._set("#bar", self.render_bar())
         self._set("#steps", self.render_steps())
         log = self.query_one("#log", Static)
-        log.border_title = (
+        _title(
+            log,
             "rain"
             if self.rain
-            else f"log (level {self.log_level}: {LogLevel(self.log_level)})"
+            else f"log (level {self.log_level}: {LogLevel(self.log_level)})",
         )
         self._set("#log", self.render_rain() if self.rain else self.render_log())
         self._set("#timelines", self.render_timelines())
@@ -469,11 +480,15 @@ class DebuggerApp(App[None]):
         self._set("#clients", self.render_clients(ms))
 
     def _set(self, selector: str, text: Text) -> None:
-        # every view has a fixed size (CSS): no layout pass, and no repaint
-        # when the text did not change
-        if self._shown_text.get(selector) != text:
+        # no repaint when the text did not change; the tree is as tall as its
+        # text (less to repaint), so a layout pass only when its lines change
+        old = self._shown_text.get(selector)
+        if old != text:
             self._shown_text[selector] = text
-            self.query_one(selector, Static).update(text, layout=False)
+            layout = selector == "#tree_body" and (
+                old is None or old.plain.count("\n") != text.plain.count("\n")
+            )
+            self.query_one(selector, Static).update(text, layout=layout)
 
     def render_clients(self, ms: list[MachineRecord] | None = None) -> Text:
         """One line per machine: nesting, error and disconnect marks, counts."""
@@ -592,12 +607,10 @@ class DebuggerApp(App[None]):
         out = Text(self.url(), style="bold")
         bar = self.query_one("#bar")
         if self.listen_error:
-            bar.border_title = self.listen_error
+            _title(bar, self.listen_error)
         elif self.collector is not None:
             col = self.collector
-            bar.border_title = (
-                f"listening {col.host}:{col.port} ({col.clients} clients)"
-            )
+            _title(bar, f"listening {col.host}:{col.port} ({col.clients} clients)")
         m, cur = self.machine(), self.current()
         if m is None or cur is None:
             out.append(f"\nno transition  [{mode}]  filters:{flt}")
@@ -626,12 +639,12 @@ class DebuggerApp(App[None]):
         cur = self.current()
         widget = self.query_one("#steps")
         if cur is None:
-            widget.border_title = "steps"
+            _title(widget, "steps")
             return Text("")
         tx = cur[1]
         n = len(tx.steps)
         step = n if self.step is None else self.step
-        widget.border_title = f"steps {step}/{n}"
+        _title(widget, f"steps {step}/{n}")
         out = Text()
         lo = max(0, step - 8)
         for i in range(lo, n):
