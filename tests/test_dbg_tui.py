@@ -44,7 +44,7 @@ def _senders() -> Iterator[None]:
 
 
 def _text(app: DebuggerApp, sel: str) -> str:
-    return str(app.query_one(sel).render())
+    return str(app.view(sel).render())
 
 
 async def _until(col: Collector, pred: Callable[[], bool]) -> None:
@@ -171,6 +171,9 @@ def test_live_select_client_and_step_through() -> None:
             assert "mach://trio-child/" in _text(app, "#bar")
             await pilot.press("question_mark")
             assert isinstance(app.screen, HelpScreen)
+            # live data under the help: the main screen's views redraw
+            app.select_machine("trio-root")
+            assert "mach://trio-root/" in _text(app, "#bar")
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)
 

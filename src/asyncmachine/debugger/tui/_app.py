@@ -21,8 +21,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
 from textual.widget import Widget
+from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from ..._types import LogLevel
@@ -256,6 +256,7 @@ class DebuggerApp(App[None]):
         self._flt: TxFilter | None = None
         self._modal = ""
         self._shown_text: dict[str, Text] = {}
+        self._views: dict[str, Widget] = {}
         self._clients_key: object = None
         self._clients_at = 0.0
         self._clients_stale = False
@@ -279,9 +280,22 @@ class DebuggerApp(App[None]):
 
     def on_mount(self) -> None:
         """Start the collector (live) and the fixed-rate redraw."""
-        self.query_one("#clients").border_title = "machines"
-        self.query_one("#log").border_title = "log"
-        self.query_one("#steps").border_title = "steps"
+        # the main screen's views, by selector: `query_one` would look in
+        # whatever screen is on top (the help)
+        for sel in (
+            "#address",
+            "#bar",
+            "#clients",
+            "#tree",
+            "#tree_body",
+            "#steps",
+            "#log",
+            "#timelines",
+        ):
+            self._views[sel] = self.query_one(sel)
+        self.view("#clients").border_title = "machines"
+        self.view("#log").border_title = "log"
+        self.view("#steps").border_title = "steps"
         if self.collector is not None:
             self.collector_worker = self.run_worker(
                 self._serve(), group="collector", exit_on_error=False
@@ -310,7 +324,10 @@ class DebuggerApp(App[None]):
         self._narrow(event.size.width)
 
     def _narrow(self, width: int) -> None:
-        self.screen.set_class(self.force_narrow or width < self.NARROW, "narrow")
+        if self._views:
+            self._views["#bar"].screen.set_class(
+                self.force_narrow or width < self.NARROW, "narrow"
+            )
 
     def _goto_pending(self) -> None:
         # a deep link waits for its machine to connect (live)
@@ -437,7 +454,7 @@ class DebuggerApp(App[None]):
         cur = self.current()
         if cur is not None and self.step is not None:
             self.step = max(0, min(self.step, len(cur[1].steps)))
-        tree = self.query_one("#tree")
+        tree = self.view("#tree")
         _title(
             tree,
             {
@@ -452,7 +469,7 @@ class DebuggerApp(App[None]):
         )
         self._set("#bar", self.render_bar())
         self._set("#steps", self.render_steps())
-        log = self.query_one("#log", Static)
+        log = self.view("#log")
         _title(
             log,
             "rain"
@@ -461,6 +478,15 @@ class DebuggerApp(App[None]):
         )
         self._set("#log", self.render_rain() if self.rain else self.render_log())
         self._set("#timelines", self.render_timelines())
+
+    def view(self, selector: str) -> Widget:
+        """A view of the main screen by its selector (`#bar`, `#log`, ...)."""
+        return self._views[selector]
+
+    def _address(self) -> Input:
+        inp = self._views["#address"]
+        assert isinstance(inp, Input)
+        return inp
 
     def _set_clients(self) -> None:
         # counts alone move on every frame when live: those repaint the list
@@ -488,7 +514,9 @@ class DebuggerApp(App[None]):
             layout = selector == "#tree_body" and (
                 old is None or old.plain.count("\n") != text.plain.count("\n")
             )
-            self.query_one(selector, Static).update(text, layout=layout)
+            view = self.view(selector)
+            assert isinstance(view, Static)
+            view.update(text, layout=layout)
 
     def render_clients(self, ms: list[MachineRecord] | None = None) -> Text:
         """One line per machine: nesting, error and disconnect marks, counts."""
@@ -605,7 +633,7 @@ class DebuggerApp(App[None]):
         mode = "play" if self.playing else ("tail" if self.tail else "pause")
         flt = ",".join(f for f in FILTERS if f in self.filters) or "-"
         out = Text(self.url(), style="bold")
-        bar = self.query_one("#bar")
+        bar = self.view("#bar")
         if self.listen_error:
             _title(bar, self.listen_error)
         elif self.collector is not None:
@@ -637,7 +665,7 @@ class DebuggerApp(App[None]):
     def render_steps(self) -> Text:
         """The steps of the selected transition, the current one marked."""
         cur = self.current()
-        widget = self.query_one("#steps")
+        widget = self.view("#steps")
         if cur is None:
             _title(widget, "steps")
             return Text("")
@@ -658,7 +686,7 @@ class DebuggerApp(App[None]):
         out = Text()
         if m is None or cur is None:
             return out
-        height = self.query_one("#log").content_size.height or 20
+        height = self.view("#log").content_size.height or 20
         for entry, mine in log_lines(m, cur[0], self.log_level, height):
             out.append(entry.text + "\n", style="bold" if mine else "dim")
         return out
@@ -670,7 +698,7 @@ class DebuggerApp(App[None]):
         if m is None:
             return out
         shown = self.shown()
-        height = self.query_one("#log").content_size.height or 20
+        height = self.view("#log").content_size.height or 20
         lo = max(0, self.cursor - height + 1)
         for idx in range(lo, min(len(shown), lo + height)):
             pos = shown[idx]
@@ -845,7 +873,7 @@ class DebuggerApp(App[None]):
         self.push_screen(HelpScreen())
 
     def _ask(self, mode: str, placeholder: str) -> None:
-        inp = self.query_one("#address", Input)
+        inp = self._address()
         self._modal = mode
         inp.placeholder = placeholder
         inp.value = self.search if mode == "search" else self.url()
@@ -880,7 +908,7 @@ class DebuggerApp(App[None]):
 
     def on_key(self, event: events.Key) -> None:
         """Esc closes the address bar."""
-        inp = self.query_one("#address", Input)
+        inp = self._address()
         if event.key == "escape" and inp.has_class("shown"):
             inp.remove_class("shown")
             inp.can_focus = False
