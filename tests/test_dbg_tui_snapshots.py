@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-textual = pytest.importorskip("textual")
+pytest.importorskip("textual")
+
+import textual
 
 from asyncmachine.debugger.tui import DebuggerApp
 from asyncmachine.debugger.tui._demo import demo_session
