@@ -30,7 +30,7 @@ from asyncmachine.debugger import (
 )
 from asyncmachine.debugger.tui import DebuggerApp, HelpScreen, main, make_app
 from asyncmachine.debugger.tui._demo import DEMO_SCHEMA, demo_session, drive_demo
-from asyncmachine.debugger.tui._views import TxFilter, parse_url
+from asyncmachine.debugger.tui._views import TxFilter, log_lines, parse_url
 
 # the demo history per machine: 1 add Start (+Ready), 2 add Downloading,
 # 3 add Blocked (canceled), 4 add Processing, 5 add Done, [6 Exception],
@@ -464,3 +464,15 @@ def test_command_line_flags(tmp_path: Path) -> None:
     asyncio.run(run())
     with pytest.raises(ValueError, match="unknown filters"):
         DebuggerApp(filters=["nope"])
+
+
+def test_log_lines_scan_is_bounded() -> None:
+    m = demo_session(1).machines["worker"]
+    every = log_lines(m, 4, 5, 100)
+    assert [e.text for e, _ in every][-1].endswith("+Done -Processing")
+    assert all(mine for e, mine in every[-3:])  # the selected tx's own lines
+    # only the last 2 transitions read: none of the first ones' lines
+    near = log_lines(m, 4, 5, 100, scan=2)
+    assert not any("Start" in e.text for e, _ in near)
+    assert any("processed 3 items" in e.text for e, _ in near)
+    assert log_lines(m, 4, 0, 100) == []

@@ -190,16 +190,19 @@ def plain_step(step: Step) -> str:
 
 
 def log_lines(
-    machine: MachineRecord, pos: int, level: int, height: int
+    machine: MachineRecord, pos: int, level: int, height: int, scan: int = 500
 ) -> list[tuple[LogEntry, bool]]:
     """The log up to the transition at `pos`: (entry, belongs to it) pairs.
 
     At most `height` lines, newest last; lines above `level` are left out.
+    At most `scan` transitions are read back (a frame's cost stays bounded
+    when the log is sparse or filtered out).
     """
     out: list[tuple[LogEntry, bool]] = []
     txs = machine.transitions
     i = pos
-    while i >= 0 and len(out) < height:
+    stop = max(-1, pos - scan)
+    while i > stop and len(out) < height:
         tx = txs[i]
         mine = i == pos
         out.extend((e, mine) for e in reversed(tx.logs) if e.level <= level)
