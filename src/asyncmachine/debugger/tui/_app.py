@@ -128,7 +128,7 @@ class DebuggerApp(App[None]):
     session is the one shown. `fps` caps the redraws.
     """
 
-    CSS = """
+    CSS: ClassVar[str] = """
     #clients { width: 30; height: 1fr; border: round $accent; }
     #tree { width: 1fr; border: round $accent; }
     #right { width: 1fr; }
