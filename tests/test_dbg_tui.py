@@ -476,3 +476,27 @@ def test_log_lines_scan_is_bounded() -> None:
     assert not any("Start" in e.text for e, _ in near)
     assert any("processed 3 items" in e.text for e, _ in near)
     assert log_lines(m, 4, 0, 100) == []
+
+
+def test_mouse_steps_rain_and_timelines() -> None:
+    async def run() -> None:
+        app = DebuggerApp(demo_session(), select_machine="worker")
+        async with app.run_test(size=(150, 40)) as pilot:
+            await pilot.press("home")
+            # the steps view: a click on the 2nd step applies two steps
+            await pilot.click("#steps", offset=(5, 2))
+            assert app.step == 2 and "steps 2/4" in _text(app, "#timelines")
+            # the rain view: a click on the 3rd line selects that transition
+            await pilot.press("r")
+            await pilot.click("#log", offset=(5, 3))
+            assert "add [Blocked] canceled" in _text(app, "#bar")
+            # the timelines: the far end of the bar, then its start
+            end = 1 + 18 + app._timeline_width() - 1
+            await pilot.click("#timelines", offset=(end, 1))
+            assert "tx 5/5" in _text(app, "#bar")
+            await pilot.click("#timelines", offset=(1 + 18, 1))
+            assert "tx 1/5" in _text(app, "#bar")
+            await pilot.click("#timelines", offset=(1 + 18, 2))
+            assert app.step == 0
+
+    asyncio.run(run())

@@ -48,7 +48,8 @@ __all__ = ["DebuggerApp", "HelpScreen"]
 HELP = """\
 am-dbg keys (every alt binding has a plain alternative)
   ?                 this help (esc closes)
-  up/down, k/j      select a machine (or click it)
+  up/down, k/j      select a machine
+  mouse             click a machine, state, step, rain line or timeline
   left/right        previous / next transition
   alt+left/right    jump 100 back / forward (also [ and ])
   alt+h/alt+l       previous / next transition touching the selected
@@ -77,6 +78,8 @@ _FILTER_KEYS = {
     "u": "queued",
     "d": "disconnected",
 }
+_TIMELINE_X = 18
+"""The column where the timelines' bars start."""
 # the first relation found names the cell
 _REL_LETTERS = {"require": "R", "remove": "X", "add": "A", "after": "F"}
 
@@ -99,26 +102,14 @@ class HelpScreen(ModalScreen[None]):
         yield Static(HELP, id="help")
 
 
-class _ClientList(Static):
-    """The machine list; a click selects the machine on that line."""
+class _View(Static):
+    """A view that passes clicks to the app (`DebuggerApp.click`)."""
 
     def on_click(self, event: events.Click) -> None:
         app = self.app
-        if isinstance(app, DebuggerApp):
-            offset = event.get_content_offset(self)
-            if offset is not None:
-                app.select_line(offset.y)
-
-
-class _TreeBody(Static):
-    """The states tree; a click selects the state on that line."""
-
-    def on_click(self, event: events.Click) -> None:
-        app = self.app
-        if isinstance(app, DebuggerApp) and not app.matrix:
-            offset = event.get_content_offset(self)
-            if offset is not None:
-                app.select_state(offset.y)
+        offset = event.get_content_offset(self)
+        if isinstance(app, DebuggerApp) and offset is not None and self.id:
+            app.click(self.id, offset.x, offset.y)
 
 
 class DebuggerApp(App[None]):
@@ -257,6 +248,8 @@ class DebuggerApp(App[None]):
         self._modal = ""
         self._shown_text: dict[str, Text] = {}
         self._views: dict[str, Widget] = {}
+        self._steps_lo = 0
+        self._rain_lo = 0
         self._clients_key: object = None
         self._clients_at = 0.0
         self._clients_stale = False
@@ -270,13 +263,13 @@ class DebuggerApp(App[None]):
         yield address
         yield Static(id="bar")
         with Horizontal(id="main"):
-            yield _ClientList(id="clients")
+            yield _View(id="clients")
             with Vertical(id="tree"):
-                yield _TreeBody(id="tree_body")
+                yield _View(id="tree_body")
             with Vertical(id="right"):
-                yield Static(id="steps")
-                yield Static(id="log")
-        yield Static(id="timelines")
+                yield _View(id="steps")
+                yield _View(id="log")
+        yield _View(id="timelines")
 
     def on_mount(self) -> None:
         """Start the collector (live) and the fixed-rate redraw."""
@@ -674,7 +667,7 @@ class DebuggerApp(App[None]):
         step = n if self.step is None else self.step
         _title(widget, f"steps {step}/{n}")
         out = Text()
-        lo = max(0, step - 8)
+        lo = self._steps_lo = max(0, step - 8)
         for i in range(lo, n):
             style = "reverse" if i == step - 1 else ("dim" if i >= step else None)
             out.append(f"{i + 1:>3} {plain_step(tx.steps[i])}\n", style=style)
@@ -699,7 +692,7 @@ class DebuggerApp(App[None]):
             return out
         shown = self.shown()
         height = self.view("#log").content_size.height or 20
-        lo = max(0, self.cursor - height + 1)
+        lo = self._rain_lo = max(0, self.cursor - height + 1)
         for idx in range(lo, min(len(shown), lo + height)):
             pos = shown[idx]
             tx = m.transitions[pos]
@@ -719,16 +712,19 @@ class DebuggerApp(App[None]):
             out.append_text(line)
         return out
 
+    def _timeline_width(self) -> int:
+        return max(10, self.size.width - 24)
+
     def render_timelines(self) -> Text:
         """Where the selection is among the transitions and the steps."""
-        width = max(10, self.size.width - 24)
+        width = self._timeline_width()
         shown = self.shown()
         cur = self.current()
         n = len(cur[1].steps) if cur else 0
         step = n if self.step is None else self.step
-        out = Text(f"{f'tx {self.cursor + 1}/{len(shown)}':<18}")
+        out = Text(f"{f'tx {self.cursor + 1}/{len(shown)}':<{_TIMELINE_X}}")
         out.append_text(timeline(max(0, self.cursor), len(shown), width))
-        out.append(f"\n{f'steps {step}/{n}':<18}")
+        out.append(f"\n{f'steps {step}/{n}':<{_TIMELINE_X}}")
         out.append_text(timeline(step, n + 1, width))
         return out
 
@@ -806,6 +802,37 @@ class DebuggerApp(App[None]):
             return
         i = ms.index(self.machine_id) if self.machine_id in ms else -1
         self.select_machine(ms[max(0, min(len(ms) - 1, i + delta))])
+
+    def click(self, view: str, x: int, y: int) -> None:
+        """A mouse click at (`x`, `y`) of a view's content.
+
+        A machine of the list, a state of the tree, a step, a rain line, or
+        a place on a timeline (the bar from column 18) gets selected.
+        """
+        if view == "clients":
+            self.select_line(y)
+        elif view == "tree_body" and not self.matrix:
+            self.select_state(y)
+        elif view == "steps":
+            cur = self.current()
+            if cur is not None and self._steps_lo + y < len(cur[1].steps):
+                self.step, self.tail = self._steps_lo + y + 1, False
+                self.refresh_views()
+        elif view == "log" and self.rain:
+            if self._rain_lo + y < len(self.shown()):
+                self.cursor, self.step, self.tail = self._rain_lo + y, None, False
+                self.refresh_views()
+        elif view == "timelines" and x >= _TIMELINE_X:
+            width = self._timeline_width()
+            frac = min(1.0, (x - _TIMELINE_X) / width)
+            cur = self.current()
+            if y == 0 and self.shown():
+                self.cursor = min(len(self.shown()) - 1, int(frac * len(self.shown())))
+                self.step, self.tail = None, False
+            elif y == 1 and cur is not None:
+                self.step = min(len(cur[1].steps), int(frac * (len(cur[1].steps) + 1)))
+                self.tail = False
+            self.refresh_views()
 
     def select_state(self, index: int) -> None:
         """Select the state at `index` of the tree (a mouse click)."""
