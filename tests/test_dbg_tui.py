@@ -23,6 +23,7 @@ import asyncmachine as am
 from asyncmachine.debugger import (
     Collector,
     Session,
+    TransitionRecord,
     bind_dbg,
     close_senders,
     read_session,
@@ -498,5 +499,56 @@ def test_mouse_steps_rain_and_timelines() -> None:
             assert "tx 1/5" in _text(app, "#bar")
             await pilot.click("#timelines", offset=(1 + 18, 2))
             assert app.step == 0
+
+    asyncio.run(run())
+
+
+def test_memory_cap_drops_keep_numbers_and_selection() -> None:
+    session = demo_session(1)
+    m = session.machines["worker"]
+    one = m.transitions[0].size()
+    session.max_memory = one * 6
+
+    async def run() -> None:
+        app = DebuggerApp(session, select_machine="worker")
+        async with app.run_test(size=(150, 40)) as pilot:
+            await pilot.press("home", "right")  # tx 2 of 5
+            selected = app.current()
+            assert selected is not None
+            for tx in list(m.transitions):  # 5 more: the oldest are dropped
+                session.add_transition(
+                    "worker",
+                    TransitionRecord(
+                        id=tx.id + "b",
+                        clocks=list(tx.clocks),
+                        called=tx.called,
+                        mutation=tx.mutation,
+                        accepted=tx.accepted,
+                    ),
+                )
+            assert m.dropped_cap == 1  # tx 1 dropped, the selected tx 2 kept
+            app.refresh_views()
+            cur = app.current()
+            assert cur is not None and cur[1] is selected[1]
+            assert app.cursor == 0 and "tx 2/10" in _text(app, "#bar")
+            n = 0
+            while m.dropped_cap < 2:  # until the selected one is gone too
+                n += 1
+                session.add_transition(
+                    "worker",
+                    TransitionRecord(
+                        id=f"more-{n}",
+                        clocks=[0] * 7,
+                        called=[],
+                        mutation="add",
+                        accepted=True,
+                    ),
+                )
+            app.refresh_views()
+            assert app.cursor == 0 and f"tx 3/{10 + n}" in _text(app, "#bar")
+            # a schema with a new state: old clocks are shorter
+            m.states.append("Extra")
+            await pilot.press("m", "end", "S", "alt+h")
+            assert "Extra" in _text(app, "#tree_body")
 
     asyncio.run(run())

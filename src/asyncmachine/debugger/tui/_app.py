@@ -84,6 +84,11 @@ _TIMELINE_X = 18
 _REL_LETTERS = {"require": "R", "remove": "X", "add": "A", "after": "F"}
 
 
+def _tick(clocks: list[int], i: int) -> int:
+    # a machine that re-registered with more states has shorter old clocks
+    return clocks[i] if i < len(clocks) else 0
+
+
 def _title(widget: Widget, title: str) -> None:
     # assigning a border title repaints the whole widget, even unchanged
     if widget.border_title != title:
@@ -249,6 +254,7 @@ class DebuggerApp(App[None]):
         self._shown_text: dict[str, Text] = {}
         self._views: dict[str, Widget] = {}
         self._steps_lo = 0
+        self._sel: TransitionRecord | None = None
         self._rain_lo = 0
         self._clients_key: object = None
         self._clients_at = 0.0
@@ -380,10 +386,10 @@ class DebuggerApp(App[None]):
         flt = self._flt
         if flt is None or flt.machine is not m or flt.filters != key:
             flt = self._flt = TxFilter(m, key)
-        before = self._selected()
-        if flt.update() and before is not None:
-            # the memory cap dropped transitions: keep the selected one
-            self.cursor = self._find(before)
+        if flt.update() and self._sel is not None:
+            # the memory cap dropped transitions: keep the selected one (the
+            # positions moved; the record itself is remembered)
+            self.cursor = self._find(self._sel)
         return flt.index
 
     def _selected(self) -> TransitionRecord | None:
@@ -445,6 +451,7 @@ class DebuggerApp(App[None]):
         if self.cursor < 0 and shown:
             self.cursor = 0
         cur = self.current()
+        self._sel = cur[1] if cur is not None else None
         if cur is not None and self.step is not None:
             self.step = max(0, min(self.step, len(cur[1].steps)))
         tree = self.view("#tree")
@@ -608,8 +615,8 @@ class DebuggerApp(App[None]):
             out.append(f"{s:<{pad}}")
             for pos in cols:
                 tx = m.transitions[pos]
-                prev = m.transitions[pos - 1].clocks[r] if pos > 0 else 0
-                tick = tx.clocks[r] if r < len(tx.clocks) else 0
+                prev = _tick(m.transitions[pos - 1].clocks, r) if pos > 0 else 0
+                tick = _tick(tx.clocks, r)
                 if s in tx.called and not tx.accepted:
                     c, st = "x", "red"
                 elif tick != prev:
@@ -864,8 +871,8 @@ class DebuggerApp(App[None]):
         while 0 <= i < len(shown):
             pos = shown[i]
             tx = m.transitions[pos]
-            prev = m.transitions[pos - 1].clocks[col] if pos > 0 else 0
-            if name in tx.called or tx.clocks[col] != prev:
+            prev = _tick(m.transitions[pos - 1].clocks, col) if pos > 0 else 0
+            if name in tx.called or _tick(tx.clocks, col) != prev:
                 self.cursor, self.step, self.tail = i, None, False
                 break
             i += delta
