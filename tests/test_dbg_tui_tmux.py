@@ -81,7 +81,12 @@ def test_am_dbg_on_a_saved_session(tmp_path: Path) -> None:
         _tmux("send-keys", "-t", name, "Right")
         pane = _wait_pane(name, "tx 3/5")
         assert "add [Blocked] canceled" in pane
-        assert "Blocked require Done" in pane
+        assert "Blocked require Done" in pane and "steps 3/3" in pane
+        # an alt binding, then its plain alternative: one step back each
+        _tmux("send-keys", "-t", name, "M-j")
+        _wait_pane(name, "steps 2/3")
+        _tmux("send-keys", "-t", name, ",")
+        _wait_pane(name, "steps 1/3")
         _tmux("send-keys", "-t", name, "End")
         _wait_pane(name, "tx 5/5")
         _tmux("send-keys", "-t", name, "C-s")
