@@ -552,3 +552,13 @@ def test_memory_cap_drops_keep_numbers_and_selection() -> None:
             assert "Extra" in _text(app, "#tree_body")
 
     asyncio.run(run())
+
+
+def test_am_dbg_help_lists_the_ui_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from asyncmachine.debugger import _cli
+
+    with pytest.raises(SystemExit):
+        _cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "serve" in out and "without a subcommand, the terminal UI" in out
+    assert "--import-data" in out and "--view-rain" in out

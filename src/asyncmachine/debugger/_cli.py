@@ -29,8 +29,23 @@ __all__ = ["main"]
 _COMMANDS = ("serve", "clients", "tx", "mermaid")
 
 
+def _ui_help() -> str:
+    # the terminal UI's flags, for `am-dbg --help`
+    try:
+        tui = importlib.import_module("asyncmachine.debugger.tui")
+    except ImportError:
+        return ""
+    text: str = tui.parser().format_help()
+    return "without a subcommand, the terminal UI:\n\n" + text
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="am-dbg", description="asyncmachine debugger")
+    p = argparse.ArgumentParser(
+        prog="am-dbg",
+        description="asyncmachine debugger",
+        epilog=_ui_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="run a headless collector")
     s.add_argument("--listen-addr", "-l", default=DEFAULT_ADDR)

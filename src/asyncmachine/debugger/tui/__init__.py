@@ -5,6 +5,13 @@ session file, or live from an in-process `Collector`. See docs/am-dbg.md.
 """
 
 from ._app import DebuggerApp, HelpScreen
-from ._main import main, make_app, parse_args
+from ._main import main, make_app, parse_args, parser
 
-__all__ = ["DebuggerApp", "HelpScreen", "main", "make_app", "parse_args"]
+__all__ = [
+    "DebuggerApp",
+    "HelpScreen",
+    "main",
+    "make_app",
+    "parse_args",
+    "parser",
+]

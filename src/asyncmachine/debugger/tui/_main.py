@@ -19,11 +19,11 @@ from .._tracer import DEFAULT_ADDR, parse_addr
 from ._app import DebuggerApp
 from ._views import parse_url
 
-__all__ = ["main", "make_app", "parse_args"]
+__all__ = ["main", "make_app", "parse_args", "parser"]
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Parse am-dbg's flags (Go's names)."""
+def parser() -> argparse.ArgumentParser:
+    """The parser of am-dbg's UI flags (Go's names)."""
     p = argparse.ArgumentParser(
         prog="am-dbg", description="asyncmachine terminal debugger"
     )
@@ -75,7 +75,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--view-narrow", action="store_true", help="force the narrow view")
     p.add_argument("--max-mem", type=int, default=0, help="memory cap, in MB")
     p.add_argument("--fps", type=float, default=10.0, help="redraws per second")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse am-dbg's UI flags."""
+    return parser().parse_args(argv)
 
 
 def _err(text: str) -> int:
