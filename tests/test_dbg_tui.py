@@ -23,6 +23,8 @@ import asyncmachine as am
 from asyncmachine.debugger import (
     Collector,
     Session,
+    Step,
+    StepType,
     TransitionRecord,
     bind_dbg,
     close_senders,
@@ -562,3 +564,26 @@ def test_am_dbg_help_lists_the_ui_flags(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "serve" in out and "without a subcommand, the terminal UI" in out
     assert "--import-data" in out and "--view-rain" in out
+
+
+def test_long_steps_list_is_windowed() -> None:
+    session = demo_session(1)
+    tx = session.machines["worker"].transitions[-1]
+    tx.steps = [Step(StepType.HANDLER, "Done", data=f"h{i}") for i in range(100)]
+
+    async def run() -> None:
+        app = DebuggerApp(session, select_machine="worker")
+        async with app.run_test(size=(150, 40)) as pilot:
+            height = app.view("#steps").content_size.height
+            lines = _text(app, "#steps").splitlines()
+            assert len(lines) <= height and lines[-1].startswith("100 ")
+            for _ in range(60):
+                await pilot.press("comma")
+            lines = _text(app, "#steps").splitlines()
+            assert len(lines) == height
+            assert any(line.startswith(" 40 ") for line in lines)
+            first = int(lines[0].split()[0])  # the number on the top line
+            await pilot.click("#steps", offset=(5, 1))
+            assert app.step == first
+
+    asyncio.run(run())

@@ -674,8 +674,10 @@ class DebuggerApp(App[None]):
         step = n if self.step is None else self.step
         _title(widget, f"steps {step}/{n}")
         out = Text()
-        lo = self._steps_lo = max(0, step - 8)
-        for i in range(lo, n):
+        height = self.view("#steps").content_size.height or 10
+        # the current step near the top, and as many after it as fit
+        lo = self._steps_lo = max(0, step - max(1, height // 2))
+        for i in range(lo, min(n, lo + height)):
             style = "reverse" if i == step - 1 else ("dim" if i >= step else None)
             out.append(f"{i + 1:>3} {plain_step(tx.steps[i])}\n", style=style)
         return out
