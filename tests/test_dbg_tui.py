@@ -437,6 +437,9 @@ def test_command_line_flags(tmp_path: Path) -> None:
                 "--view-narrow",
                 "--dir",
                 str(tmp_path),
+                "--output-tx",
+                "--output-clients",
+                "--output-log",
                 "mach://worker/4",
             ]
         )
@@ -448,6 +451,19 @@ def test_command_line_flags(tmp_path: Path) -> None:
             assert app.rain and app.matrix == "tx" and app.log_level == 1
             assert "tx 4/5" in _text(app, "#bar")
             assert "add [Processing] ok" in _text(app, "#bar")
+            # Go's --output-* files follow the selection
+            tx_md = (tmp_path / "tx.md").read_text()
+            assert tx_md.startswith("mach://worker/worker-004\n")
+            assert "- **Processing** remove **Downloading**" in tx_md
+            assert "worker-2 parent=worker" in (tmp_path / "clients.txt").read_text()
+            log = (tmp_path / "log.txt").read_text()  # level 1: external only
+            assert log == "[worke] [exter] starting the download\n"
+            await pilot.press("right")
+            assert (
+                (tmp_path / "tx.md")
+                .read_text()
+                .startswith("mach://worker/worker-005\n")
+            )
             # click a state of the tree (the matrix off first)
             await pilot.press("m", "m")
             await pilot.click("#tree_body", offset=(3, 2))
@@ -467,6 +483,8 @@ def test_command_line_flags(tmp_path: Path) -> None:
     asyncio.run(run())
     with pytest.raises(ValueError, match="unknown filters"):
         DebuggerApp(filters=["nope"])
+    with pytest.raises(ValueError, match="unknown outputs"):
+        DebuggerApp(outputs=["nope"])
 
 
 def test_log_lines_scan_is_bounded() -> None:

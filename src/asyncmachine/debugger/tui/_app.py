@@ -29,6 +29,7 @@ from ..._types import LogLevel
 from .._collector import Collector
 from .._model import MachineRecord, Session, TransitionRecord
 from .._session import write_session
+from .._view import list_clients, tx_string
 from ._views import (
     FILTERS,
     ErrorCounter,
@@ -43,7 +44,10 @@ from ._views import (
     timeline,
 )
 
-__all__ = ["DebuggerApp", "HelpScreen"]
+__all__ = ["OUTPUTS", "DebuggerApp", "HelpScreen"]
+
+OUTPUTS = ("tx", "clients", "log")
+"""Files `DebuggerApp` can keep up to date (Go's `--output-*` flags)."""
 
 HELP = """\
 am-dbg keys (every alt binding has a plain alternative)
@@ -192,8 +196,13 @@ class DebuggerApp(App[None]):
         rain: bool = False,
         narrow: bool = False,
         gc_freeze: bool = False,
+        output_dir: str | Path = ".",
+        outputs: Iterable[str] = (),
     ) -> None:
         super().__init__()
+        bad = set(outputs) - set(OUTPUTS)
+        if bad:
+            raise ValueError(f"unknown outputs {sorted(bad)}; known: {OUTPUTS}")
         bad = set(filters) - set(FILTERS)
         if bad:
             raise ValueError(f"unknown filters {sorted(bad)}; known: {FILTERS}")
@@ -244,6 +253,12 @@ class DebuggerApp(App[None]):
         (`gc.freeze`) on every frame while it grows: a full collection over
         a big session stalls frames for hundreds of ms. For the `am-dbg`
         process; records are acyclic, so they are still freed when dropped."""
+        self.output_dir: Path = Path(output_dir)
+        """Where `outputs` are written."""
+        self.outputs: frozenset[str] = frozenset(outputs)
+        """Files kept up to date in `output_dir` (Go's `--output-*`): `tx`
+        (tx.md, the selected transition with its steps), `clients`
+        (clients.txt), `log` (log.txt, the log view's lines)."""
         self.frames: int = 0
         """Redraws so far."""
         self._url = url
@@ -253,6 +268,7 @@ class DebuggerApp(App[None]):
         self._modal = ""
         self._shown_text: dict[str, Text] = {}
         self._views: dict[str, Widget] = {}
+        self._written: dict[str, str] = {}
         self._steps_lo = 0
         self._sel: TransitionRecord | None = None
         self._rain_lo = 0
@@ -478,6 +494,32 @@ class DebuggerApp(App[None]):
         )
         self._set("#log", self.render_rain() if self.rain else self.render_log())
         self._set("#timelines", self.render_timelines())
+        if self.outputs:
+            self._write_outputs()
+
+    def _write_outputs(self) -> None:
+        m, cur = self.machine(), self.current()
+        files: dict[str, str] = {}
+        if "tx" in self.outputs and m is not None and cur is not None:
+            files["tx.md"] = tx_string(m.id, cur[1])
+        if "clients" in self.outputs:
+            files["clients.txt"] = list_clients(self.session)
+        if "log" in self.outputs:
+            lines = (
+                log_lines(m, cur[0], self.log_level, 1000)
+                if m is not None and cur is not None
+                else []
+            )
+            files["log.txt"] = "".join(e.text + "\n" for e, _ in lines)
+        for name, text in files.items():
+            if self._written.get(name) != text:
+                try:
+                    (self.output_dir / name).write_text(text, encoding="utf-8")
+                except OSError as exc:
+                    self.notify(f"cannot write {name}: {exc}", severity="error")
+                    self.outputs -= {name.split(".")[0]}
+                    continue
+                self._written[name] = text
 
     def view(self, selector: str) -> Widget:
         """A view of the main screen by its selector (`#bar`, `#log`, ...)."""

@@ -58,6 +58,14 @@ def parser() -> argparse.ArgumentParser:
         ("queued", "queued transitions"),
     ):
         p.add_argument(f"--filter-{name}", action="store_true", help=f"hide {help_}")
+    for name, help_ in (
+        ("tx", "tx.md: the selected transition with its steps"),
+        ("clients", "clients.txt: the client list"),
+        ("log", "log.txt: the log view's lines"),
+    ):
+        p.add_argument(
+            f"--output-{name}", action="store_true", help=f"keep DIR/{help_}"
+        )
     p.add_argument(
         "--filter-log-level",
         type=int,
@@ -125,6 +133,8 @@ def make_app(argv: list[str]) -> DebuggerApp:
         rain=args.view_rain,
         narrow=args.view_narrow,
         gc_freeze=True,
+        output_dir=args.dir,
+        outputs=[o for o in ("tx", "clients", "log") if getattr(args, f"output_{o}")],
     )
     if url and collector is None:
         # an imported session: a bad address is an error up front
