@@ -60,7 +60,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "history": {"anyio", "attrs", "sqlalchemy", "psycopg"},
     "integrations": {"anyio", "attrs", "nats"},
     "_repl_main": set(),
-    "debugger": {"anyio", "attrs", "msgpack"},
+    "debugger": {"anyio", "attrs", "msgpack", "brotli"},
 }
 KNOWN_THIRD_PARTY = {
     "anyio",
@@ -69,6 +69,7 @@ KNOWN_THIRD_PARTY = {
     "attrs",
     "cattrs",
     "msgpack",
+    "brotli",
     "hypothesis",
     "opentelemetry",
     "prometheus_client",

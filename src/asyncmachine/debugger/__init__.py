@@ -2,13 +2,16 @@
 
 `bind_dbg(mach)` (or `AM_DBG_ADDR=1`) reports every transition of a machine,
 with steps and log lines, to a `Collector` (`am-dbg serve`), which keeps them
-in a `Session`. See docs/debugger.md.
+in a `Session`. `read_session` also reads sessions exported by Go's am-dbg
+(`.gob.br`). See docs/debugger.md.
 """
 
 from __future__ import annotations
 
 from ._collector import Collector as Collector
 from ._collector import apply_message as apply_message
+from ._go_import import GoImportError as GoImportError
+from ._go_import import read_go_session as read_go_session
 from ._gob import GobDecodeError as GobDecodeError
 from ._gob import GobInterface as GobInterface
 from ._gob import GobType as GobType
@@ -39,6 +42,7 @@ __all__ = [
     "DEFAULT_ADDR",
     "Collector",
     "DebugTracer",
+    "GoImportError",
     "GobDecodeError",
     "GobInterface",
     "GobType",
@@ -58,6 +62,7 @@ __all__ = [
     "machine_record",
     "mermaid",
     "parse_addr",
+    "read_go_session",
     "read_session",
     "sender_for",
     "step_string",
