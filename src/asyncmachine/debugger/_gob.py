@@ -13,7 +13,7 @@ zero values are absent), `list` for slices and arrays, `dict` for maps,
 `time.Time` becomes an aware UTC `datetime`; other GobEncoder /
 BinaryMarshaler / TextMarshaler types stay `bytes`.
 
-See docs/debugger-go-sessions.md.
+See docs/debugger.md, "Go sessions".
 """
 
 from __future__ import annotations
