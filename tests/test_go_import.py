@@ -514,3 +514,18 @@ def test_bad_export_values_name_the_machine(change: dict[str, Any], match: str) 
 def test_no_msg_struct() -> None:
     with pytest.raises(GoImportError, match="client 0: no MsgStruct"):
         read_go_session(_export([{"Version": "x"}]))
+
+
+def test_every_truncation_and_byte_flip_is_refused_cleanly() -> None:
+    """Damaged exports raise GoImportError (or import), never anything else."""
+    data = _export([NEWER])
+    for n in range(len(data)):
+        with pytest.raises(GoImportError):
+            read_go_session(data[:n])
+    for pos in range(len(data)):
+        bad = bytearray(data)
+        bad[pos] ^= (0x01, 0x80, 0xFF)[pos % 3]
+        try:
+            read_go_session(bytes(bad))
+        except GoImportError:
+            pass

@@ -162,6 +162,14 @@ def _int(v: Any, what: str) -> int:
     return v
 
 
+def _bool(v: Any, what: str) -> bool:
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise GoImportError(f"{what}: expected a bool, got {type(v).__name__}")
+    return v
+
+
 def _str(v: Any, what: str) -> str:
     if v is None:
         return ""
@@ -201,9 +209,9 @@ def _schema(raw: Any, mid: str) -> dict[str, dict[str, Any]]:
             vals = _strs(st.get(go), f"{what}: {go}")
             if vals:
                 rel[ours] = vals
-        if st.get("Auto"):
+        if _bool(st.get("Auto"), f"{what}: Auto"):
             rel["auto"] = True
-        if st.get("Multi"):
+        if _bool(st.get("Multi"), f"{what}: Multi"):
             rel["multi"] = True
         out[str(name)] = rel
     return out
@@ -342,10 +350,10 @@ def _tx(raw: Any, states: list[str], mid: str, n: int) -> TransitionRecord:
         clocks=clocks,
         called=called,
         mutation=mutation,
-        accepted=bool(tx.get("Accepted", False)),
-        is_auto=bool(tx.get("IsAuto", False)),
-        is_check=bool(tx.get("IsCheck", False)),
-        is_queued=bool(tx.get("IsQueued", False)),
+        accepted=_bool(tx.get("Accepted"), f"{what}: Accepted"),
+        is_auto=_bool(tx.get("IsAuto"), f"{what}: IsAuto"),
+        is_check=_bool(tx.get("IsCheck"), f"{what}: IsCheck"),
+        is_queued=_bool(tx.get("IsQueued"), f"{what}: IsQueued"),
         steps=steps,
         logs=_logs(tx.get("LogEntries"), f"{what}: LogEntries"),
         pre_logs=_logs(tx.get("PreLogEntries"), f"{what}: PreLogEntries"),
