@@ -528,3 +528,24 @@ def test_every_truncation_and_byte_flip_is_refused_cleanly() -> None:
         bad[pos] ^= (0x01, 0x80, 0xFF)[pos % 3]
         with contextlib.suppress(GoImportError):
             read_go_session(bytes(bad))
+
+
+def test_files_without_magic_and_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no extension and no AMDBG magic: the Go importer is tried
+    plain = tmp_path / "session.bin"
+    plain.write_bytes(brotli.compress(_export([NEWER])))
+    assert [tx.id for tx in read_session(plain).machines["worker-1"].transitions] == [
+        "tx-1",
+        "tx-2",
+    ]
+    assert _cli.main(["tx", str(plain), "worker-1", "--index", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mach://worker-1/tx-1\n2025-03-01T12:00:00.250000Z\n")
+    assert "- **Start** add **Ready**\n" in out
+    assert _cli.main(["mermaid", str(plain), "worker-1", "--index", "-1"]) == 0
+    assert capsys.readouterr().out.startswith("flowchart LR\n")
+    (tmp_path / "junk.bin").write_bytes(b"junk" * 10)
+    assert _cli.main(["clients", str(tmp_path / "junk.bin")]) == 1
+    assert "nor a Go am-dbg export" in capsys.readouterr().err
