@@ -549,3 +549,15 @@ def test_files_without_magic_and_the_cli(
     (tmp_path / "junk.bin").write_bytes(b"junk" * 10)
     assert _cli.main(["clients", str(tmp_path / "junk.bin")]) == 1
     assert "nor a Go am-dbg export" in capsys.readouterr().err
+
+
+def test_decompressed_size_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncmachine.debugger import _go_import
+
+    monkeypatch.setattr(_go_import, "MAX_SIZE", 100_000)
+    bomb = brotli.compress(b"\0" * 10_000_000, quality=1)
+    assert len(bomb) < 100_000
+    with pytest.raises(GoImportError, match="more than 100000 bytes"):
+        read_go_session(bomb)
+    data = _export([NEWER])
+    assert read_go_session(brotli.compress(data)).machines.keys() == {"worker-1"}

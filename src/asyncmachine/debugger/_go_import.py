@@ -42,6 +42,9 @@ _GO_MUTATIONS = {0: "add", 1: "remove", 2: "set", 3: "eval"}
 _SCHEMA_LISTS = (("Require", "require"), ("Add", "add"), ("Remove", "remove"))
 _SCHEMA_LISTS2 = (("After", "after"), ("Tags", "tags"))
 
+MAX_SIZE = 1 << 30
+"""The most bytes a compressed export may decompress to (gob's own limit for
+one message; Go's am-dbg writes an export as one message)."""
 PASSIVE = "passive"
 """`Step.data` of a REMOVE step for a state that was already inactive (Go's
 StepRemoveNotActive: the state is dropped from the transition)."""
@@ -109,14 +112,31 @@ def _decompress(raw: bytes, where: str) -> bytes:
             "brotli package (pip install 'asyncmachine[debugger]')"
         ) from exc
     try:
-        out: bytes = brotli.decompress(raw)
+        return _brotli_bounded(brotli, raw, where)
     except brotli.error as exc:
         if _looks_like_gob(raw):
             return raw
         raise GoImportError(
             f"{where}: not a Go am-dbg export (neither brotli nor gob): {exc}"
         ) from exc
-    return out
+
+
+def _brotli_bounded(brotli: Any, raw: bytes, where: str) -> bytes:
+    """Decompress, refusing more than MAX_SIZE bytes of output."""
+    dec = brotli.Decompressor()
+    step = 1 << 24
+    parts = [dec.process(raw, output_buffer_limit=step)]
+    size = len(parts[0])
+    while not dec.can_accept_more_data():
+        if size > MAX_SIZE:
+            raise GoImportError(f"{where}: decompresses to more than {MAX_SIZE} bytes")
+        parts.append(dec.process(b"", output_buffer_limit=step))
+        size += len(parts[-1])
+    if size > MAX_SIZE:
+        raise GoImportError(f"{where}: decompresses to more than {MAX_SIZE} bytes")
+    if not dec.is_finished():
+        raise brotli.error("truncated brotli stream")
+    return b"".join(parts)
 
 
 def _looks_like_gob(raw: bytes) -> bool:
@@ -252,8 +272,8 @@ def _logs(raw: Any, what: str) -> list[LogEntry]:
     return out
 
 
-def _state_ref(st: dict[str, Any], key: str, states: list[str]) -> str:
-    name = _str(st.get(key), key)
+def _state_ref(st: dict[str, Any], key: str, states: list[str], what: str) -> str:
+    name = _str(st.get(key), f"{what}: {key}")
     if name:
         return name
     # newer Go versions may send only an index; an absent one is unknown (a
@@ -264,10 +284,10 @@ def _state_ref(st: dict[str, Any], key: str, states: list[str]) -> str:
     return ""
 
 
-def _handler_name(st: dict[str, Any], frm: str, to: str) -> str:
+def _handler_name(st: dict[str, Any], frm: str, to: str, what: str) -> str:
     data = st.get("Data")
     if data is not None:
-        return _str(data, "handler step Data")
+        return _str(data, f"{what}: Data")
     # newer Go versions leave the name to the flags
     state = to or frm
     if st.get("IsSelf"):
@@ -281,8 +301,8 @@ def _handler_name(st: dict[str, Any], frm: str, to: str) -> str:
 
 def _step(st: dict[str, Any], states: list[str], what: str) -> Step:
     kind = _int(st.get("Type"), what)
-    frm = _state_ref(st, "FromState", states)
-    to = _state_ref(st, "ToState", states)
+    frm = _state_ref(st, "FromState", states, what)
+    to = _state_ref(st, "ToState", states, what)
     if kind == _GO_RELATION:
         rel_raw = st.get("RelType")
         if rel_raw is None:
@@ -296,7 +316,7 @@ def _step(st: dict[str, Any], states: list[str], what: str) -> Step:
             return Step(stype, to, frm)
         return Step(stype, frm, to)  # FROM requires TO
     if kind == _GO_HANDLER:
-        name = _handler_name(st, frm, to)
+        name = _handler_name(st, frm, to, what)
         state = frm if frm and name.startswith(frm) else (to or frm)
         return Step(StepType.HANDLER, state, "", name)
     state = to or frm
