@@ -1,18 +1,25 @@
 """Benchmark the am-dbg debug tracer and collector (docs/debugger.md).
 
 1. toggle: A and B remove each other; alternate ``add1("A")`` / ``add1("B")``
-   on a machine without a tracer (the peer), then with `bind_dbg` to a
-   collector in a subprocess (steps on; log lines on at LogLevel.CHANGES,
-   against a peer logging at the same level into a null sink). Prints the
-   ratio bound / unbound.
+   on a machine without a tracer (the peer) and on one with `bind_dbg`
+   (steps on; log lines on at LogLevel.CHANGES, against a peer logging at
+   the same level into a null sink), in alternating rounds, best of each.
+   Two receivers in a subprocess: a sink that reads and discards the
+   stream (the collector keeps up by construction: the cost on the
+   machine's side alone), and the real collector (`am-dbg serve`; drops
+   show when it cannot keep up with a tight loop). Prints bound / unbound.
 2. fan-in: 100 machines x 100 transitions/s for 10 s into one collector
    subprocess; prints the transitions received, the drops and the
    collector's CPU time.
+3. ``--base DIR``: the unbound toggle (no tracer) of this checkout against
+   the one of another checkout's ``src`` (e.g. a ``git worktree`` of the
+   commit before the debugger), in alternating subprocesses, best of each.
 
 Usage::
 
-    python benchmarks/bench_debugger.py           # full run (about 20 s)
+    python benchmarks/bench_debugger.py           # full run (about 40 s)
     python benchmarks/bench_debugger.py --quick   # smoke run, a few seconds
+    python benchmarks/bench_debugger.py --base /tmp/base --rounds 5
 """
 
 from __future__ import annotations
@@ -34,6 +41,27 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_SINK = """
+import socket, sys, threading
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+def drain(c):
+    while c.recv(1 << 20):
+        pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=drain, args=(c,), daemon=True).start()
+"""
+
+
+def _sink() -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
 
 
 def _collector(port: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
@@ -86,29 +114,84 @@ def _ns_per_op(m: am.Machine, n: int) -> float:
     return best
 
 
-def bench_toggle(n: int) -> None:
-    port = _free_port()
+def _rounds(
+    m_un: am.Machine, m_b: am.Machine, n: int, rounds: int
+) -> tuple[float, float]:
+    base = bound = float("inf")
+    for _ in range(rounds):
+        base = min(base, _ns_per_op(m_un, n))
+        bound = min(bound, _ns_per_op(m_b, n))
+    return base, bound
+
+
+def bench_toggle(n: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "s.amdbg"
-        proc = _collector(port, out, 3600)
+        sink, sink_port = _sink()
+        port = _free_port()
+        col = _collector(port, Path(d) / "s.amdbg", 3600)
         try:
-            for level in (am.LogLevel.NOTHING, am.LogLevel.CHANGES):
-                base = _ns_per_op(_toggle(level), n)
-                m = _toggle(level)
-                bind_dbg(m, f"127.0.0.1:{port}")
-                bound = _ns_per_op(m, n)
-                sender = sender_for(f"127.0.0.1:{port}")
-                assert sender is not None
-                sender.flush(30)
-                print(
-                    f"toggle, log level {level.name:8}: unbound {base:7.0f} ns/op, "
-                    f"bound {bound:7.0f} ns/op, ratio {bound / base:5.2f}x, "
-                    f"dropped {sender.dropped}"
-                )
+            for name, p in (("sink", sink_port), ("collector", port)):
+                addr = f"127.0.0.1:{p}"
+                for level in (am.LogLevel.NOTHING, am.LogLevel.CHANGES):
+                    m = _toggle(level)
+                    bind_dbg(m, addr)
+                    sender = sender_for(addr)
+                    assert sender is not None
+                    dropped0, sent0 = sender.dropped, sender.sent
+                    base, bound = _rounds(_toggle(level), m, n, rounds)
+                    sender.flush(60)
+                    print(
+                        f"toggle -> {name:9}, log level {level.name:8}: "
+                        f"unbound {base:6.0f} ns/op, bound {bound:6.0f} ns/op, "
+                        f"ratio {bound / base:5.2f}x, sent {sender.sent - sent0}, "
+                        f"dropped {sender.dropped - dropped0}"
+                    )
         finally:
             close_senders()
-            proc.terminate()
-            _wait(proc)
+            sink.kill()
+            sink.wait()
+            col.terminate()
+            _wait(col)
+
+
+_UNBOUND = """
+import sys, time
+import asyncmachine as am
+m = am.Machine({"A": am.State(remove=["B"]), "B": am.State(remove=["A"])})
+a = m.add1
+n = int(sys.argv[1])
+best = float("inf")
+for _ in range(3):
+    t0 = time.perf_counter()
+    for _ in range(n // 2):
+        a("A")
+        a("B")
+    best = min(best, (time.perf_counter() - t0) / n * 1e9)
+print(am.__file__, best)
+"""
+
+
+def bench_vs_base(base_dir: str, n: int, rounds: int) -> None:
+    """The unbound toggle here and in `base_dir`'s src, alternating."""
+    src = str(Path(base_dir) / "src")
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    best = {"here": float("inf"), "base": float("inf")}
+    for _ in range(rounds):
+        for name, path in (("base", src), ("here", here)):
+            env = dict(os.environ, PYTHONPATH=path)
+            out = subprocess.run(
+                [sys.executable, "-c", _UNBOUND, str(n)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            assert out[0].startswith(path), out
+            best[name] = min(best[name], float(out[1]))
+    print(
+        f"unbound toggle: here {best['here']:.0f} ns/op, base ({base_dir}) "
+        f"{best['base']:.0f} ns/op, ratio {best['here'] / best['base']:.3f}x"
+    )
 
 
 def bench_fan_in(machines: int, rate: float, duration: float) -> None:
@@ -152,12 +235,16 @@ def bench_fan_in(machines: int, rate: float, duration: float) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a few-second smoke run")
+    p.add_argument("--base", help="compare the unbound toggle with DIR/src only")
+    p.add_argument("--rounds", type=int, help="alternating rounds (best of)")
     args = p.parse_args()
-    if args.quick:
-        bench_toggle(20_000)
+    if args.base:
+        bench_vs_base(args.base, 200_000, args.rounds or 5)
+    elif args.quick:
+        bench_toggle(20_000, args.rounds or 2)
         bench_fan_in(20, 50, 1.0)
     else:
-        bench_toggle(200_000)
+        bench_toggle(100_000, args.rounds or 5)
         bench_fan_in(100, 100, 10.0)
 
 

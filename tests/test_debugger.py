@@ -419,6 +419,8 @@ async def test_collector_restart_mid_stream() -> None:
         col2 = Collector(f"127.0.0.1:{port}")
         async with col2:
             await _wait_thread_event(sender.connected)
+            # the backlog (a full queue) goes first; then room for the next
+            assert await anyio.to_thread.run_sync(sender.flush, 10)
             m.add1("A")
             want = [m.tick("A"), 0]
             await _until(

@@ -18,7 +18,14 @@ import msgpack  # type: ignore[import-untyped]
 
 from ._model import LogEntry, Session
 from ._tracer import parse_addr
-from ._wire import MAX_FRAME, VERSION, machine_from_wire, tx_from_wire
+from ._wire import (
+    MAX_FRAME,
+    VERSION,
+    VERSIONS,
+    machine_from_wire,
+    tx_from_raw,
+    tx_from_wire,
+)
 
 __all__ = ["Collector", "apply_message"]
 
@@ -44,6 +51,16 @@ def apply_message(
         if mid not in session.machines:
             raise ValueError(f"transition of unknown machine {mid!r}")
         session.add_transition(mid, tx_from_wire(msg["x"]))
+    elif t == "X":
+        states: dict[str, frozenset[str]] = {}
+        for raw in msg["xs"]:
+            mid = str(raw[0])
+            st = states.get(mid)
+            if st is None:
+                if mid not in session.machines:
+                    raise ValueError(f"transition of unknown machine {mid!r}")
+                st = states[mid] = frozenset(session.machines[mid].states)
+            session.add_transition(mid, tx_from_raw(raw, st))
     elif t == "c":
         mach = session.machines.get(str(msg["m"]))
         if mach is not None:
@@ -59,9 +76,10 @@ def apply_message(
             mach.connected = False
             session.version += 1
     elif t == "h":
-        if msg.get("v") != VERSION:
+        if msg.get("v") not in VERSIONS:
             raise ValueError(
-                f"debug stream version {msg.get('v')!r}, this collector reads {VERSION}"
+                f"debug stream version {msg.get('v')!r}, this collector reads "
+                f"versions {VERSIONS[0]} to {VERSION}"
             )
     else:
         raise ValueError(f"unknown debug message type {t!r}")
