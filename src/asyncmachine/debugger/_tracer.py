@@ -8,19 +8,20 @@ or awaits, under asyncio, trio or no loop at all. See docs/debugger.md.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import select
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .._args import args_log_fields
 from .._export import _TICKS
 from .._resolve import change_steps, relation_steps
 from .._tracer import Tracer
-from .._types import MutationType
+from .._types import MutationType, StepType
 from ._model import MachineRecord
 from ._wire import (
     VERSION,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ADDR",
     "DebugTracer",
+    "NetworkMachine",
     "Sender",
     "bind_dbg",
     "close_senders",
@@ -104,6 +106,8 @@ class _MachState:
 
 
 _MAX_CACHE = 4096
+_REMOVE = int(StepType.REMOVE)
+_SET = int(StepType.SET)
 # the machine ticks' own dict: empty (no machine ever imported) is the fast
 # case, without WeakKeyDictionary's Python-level lookup
 _TICKS_DATA: dict[Any, int] = _TICKS.data  # type: ignore[attr-defined]
@@ -293,6 +297,38 @@ class DebugTracer(Tracer):
                 tuple(mach._ticks.values()),
                 hs,
                 lg,
+                pl,
+            )
+        )
+
+    def _remote(
+        self, mirror: Machine, changes: tuple[tuple[str, int], ...], qt: int
+    ) -> None:
+        # a network machine's clock push, as a SET of the states active after
+        ms = self._m.get(mirror.id)
+        if ms is None:
+            return
+        now = time.time()
+        steps = [(_REMOVE, s, "", "") for s, t in changes if not t & 1]
+        steps += [(_SET, s, "", "") for s, t in changes if t & 1]
+        pl = ms.pre_logs or None
+        ms.pre_logs = []
+        self._push(
+            (
+                ms.mid,
+                os.urandom(8).hex(),
+                packb((list(mirror.active_states), "set", [])),
+                packb(steps if self.steps else []),
+                4 if qt > 0 else 0,
+                None,
+                now,
+                now,
+                qt,
+                0,
+                True,
+                tuple(mirror._ticks.values()),
+                None,
+                None,
                 pl,
             )
         )
@@ -551,8 +587,20 @@ _SENDERS: dict[str, Sender] = {}
 _SENDERS_LOCK = threading.Lock()
 
 
+class NetworkMachine(Protocol):
+    """An aRPC client's network machine (`asyncmachine.rpc.NetMachine`), as
+    `bind_dbg` sees it."""
+
+    _mirror: Machine
+    _observers: list[Callable[[tuple[tuple[str, int], ...], int], None]]
+
+    @property
+    def id(self) -> str:
+        """The network machine's id."""
+
+
 def bind_dbg(
-    mach: Machine,
+    mach: Machine | NetworkMachine,
     addr: str | None = None,
     *,
     steps: bool = True,
@@ -564,7 +612,9 @@ def bind_dbg(
     `addr` defaults to the `AM_DBG_ADDR` environment variable (`1` means
     localhost:6831); with neither, nothing is bound and None is returned.
     One `Sender` thread is shared per address. `groups` names groups of
-    states (a mapping or a `FooGroups` class). See docs/debugger.md.
+    states (a mapping or a `FooGroups` class). An aRPC client's network
+    machine (`client.net_mach`) reports each clock push it receives as a
+    transition. See docs/debugger.md.
     """
     if addr is None:
         addr = os.environ.get("AM_DBG_ADDR", "")
@@ -576,7 +626,13 @@ def bind_dbg(
         if sender is None:
             sender = _SENDERS[key] = Sender(key)
     tracer = DebugTracer(sender.send, steps=steps, logs=logs, groups=groups)
-    mach.bind_tracer(tracer)
+    mirror = getattr(mach, "_mirror", None)
+    observers = getattr(mach, "_observers", None)
+    if mirror is not None and isinstance(observers, list):
+        mirror.bind_tracer(tracer)
+        observers.append(functools.partial(tracer._remote, mirror))
+    else:
+        cast("Machine", mach).bind_tracer(tracer)
     return tracer
 
 
