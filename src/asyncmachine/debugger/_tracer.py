@@ -165,6 +165,7 @@ class DebugTracer(Tracer):
             self._push: Callable[[tuple[Any, ...]], None] = owner._push
         else:
             self._push = self._emit_raw
+        self._snd: Sender | None = self.sender
 
     def inheritable(self) -> bool:
         """Child machines report to the same place."""
@@ -281,25 +282,36 @@ class DebugTracer(Tracer):
             tid = transition._id = self._ids[i : i + 16]
             self._idi = i + 16
         qt = mut.queue_tick
-        self._push(
-            (
-                ms.mid,
-                tid,
-                got[0],
-                ch,
-                (mut.auto and 1) | (mut.is_check and 2) | (qt > 0 and 4),
-                args_log_fields(mut.args) if mut.args else None,
-                ms.t0,
-                time.time(),
-                qt,
-                _TICKS.get(mach, 0) if _TICKS_DATA else 0,
-                ok,
-                tuple(mach._ticks.values()),
-                hs,
-                lg,
-                pl,
-            )
+        rec = (
+            ms.mid,
+            tid,
+            got[0],
+            ch,
+            (mut.auto and 1) | (mut.is_check and 2) | (qt > 0 and 4),
+            args_log_fields(mut.args) if mut.args else None,
+            ms.t0,
+            time.time(),
+            qt,
+            _TICKS.get(mach, 0) if _TICKS_DATA else 0,
+            ok,
+            tuple(mach._ticks.values()),
+            hs,
+            lg,
+            pl,
         )
+        snd = self._snd
+        if snd is None:
+            self._push(rec)
+            return
+        # Sender._push, inlined (the hot path)
+        q = snd._q
+        if len(q) >= snd.max_queue:
+            snd._drop(ms.mid)
+            return
+        q.append(rec)
+        if snd._idle:
+            snd._idle = False
+            snd._wake.set()
 
     def _remote(
         self, mirror: Machine, changes: tuple[tuple[str, int], ...], qt: int
