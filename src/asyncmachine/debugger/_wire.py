@@ -115,16 +115,27 @@ def packb(obj: Any) -> bytes:
     return out
 
 
+_STEP_TYPES = {int(t): t for t in StepType}
 _BLOBS: dict[bytes, Any] = {}
 
 
-def _blob(b: bytes) -> Any:
-    # plan blobs repeat: unpack each once (bounded)
+def _steps(raw: Any) -> list[Step]:
+    return [Step(_STEP_TYPES[int(t)], str(s), str(src), str(d)) for t, s, src, d in raw]
+
+
+def _blob(b: bytes, plan: bool) -> Any:
+    # plan blobs repeat: unpack each once, into shared Step objects (bounded)
     got = _BLOBS.get(b)
     if got is None:
         if len(_BLOBS) >= 4096:
             _BLOBS.clear()
-        got = _BLOBS[b] = msgpack.unpackb(b, raw=False)
+        raw = msgpack.unpackb(b, raw=False)
+        if plan:
+            called, mtype, rel = raw
+            got = ([str(s) for s in called], str(mtype), _steps(rel))
+        else:
+            got = _steps(raw)
+        _BLOBS[b] = got
     return got
 
 
@@ -160,8 +171,8 @@ def tx_from_raw(
         logs,
         pre_logs,
     ) = raw
-    called, mtype, rel = _blob(plan)
-    steps = [Step(StepType(int(t)), str(s), str(src), str(d)) for t, s, src, d in rel]
+    called, mtype, rel = _blob(plan, True)
+    steps = list(rel)
     if handlers:
         hs = [(_handler_state(str(h), states), str(h)) for h in handlers]
         steps += [Step(StepType.HANDLER, st, "", h) for st, h in hs]
@@ -169,16 +180,13 @@ def tx_from_raw(
             # canceled by the last handler called
             steps.append(Step(StepType.CANCEL, hs[-1][0], "", hs[-1][1]))
     if changes is not None:
-        steps += [
-            Step(StepType(int(t)), str(s), str(src), str(d))
-            for t, s, src, d in _blob(changes)
-        ]
+        steps += _blob(changes, False)
     flags = int(flags)
     return TransitionRecord(
         id=str(tid),
         clocks=[int(c) for c in clocks],
-        called=[str(s) for s in called],
-        mutation=str(mtype),
+        called=list(called),
+        mutation=mtype,
         accepted=bool(ok),
         is_auto=bool(flags & 1),
         is_check=bool(flags & 2),
