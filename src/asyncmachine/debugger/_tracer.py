@@ -92,7 +92,18 @@ def machine_record(mach: Machine) -> MachineRecord:
 
 
 class _MachState:
-    __slots__ = ("cur", "handlers", "logs", "mid", "plan0", "pre_logs", "states", "t0")
+    __slots__ = (
+        "cur",
+        "handlers",
+        "idi",
+        "ids",
+        "logs",
+        "mid",
+        "plan0",
+        "pre_logs",
+        "states",
+        "t0",
+    )
 
     def __init__(self, mid: str, states: frozenset[str]) -> None:
         self.mid = mid
@@ -103,6 +114,10 @@ class _MachState:
         self.handlers: list[str] | None = None
         self.logs: list[tuple[int, str, float]] = []
         self.pre_logs: list[tuple[int, str, float]] = []
+        # transition ids, from a batch of random bytes (per machine: one
+        # thread)
+        self.ids = ""
+        self.idi = 0
 
 
 _MAX_CACHE = 4096
@@ -155,8 +170,6 @@ class DebugTracer(Tracer):
         # per resolution plan: (called, type and relation steps) and the
         # change steps, each msgpack-packed once
         self._cache: dict[Any, tuple[bytes, bytes | None]] = {}
-        self._ids = ""
-        self._idi = 0
         owner = getattr(emit, "__self__", None)
         if isinstance(owner, Sender) and getattr(emit, "__func__", None) is (
             Sender.send
@@ -226,6 +239,7 @@ class DebugTracer(Tracer):
         if ms is not None:
             ms.cur = transition
             ms.plan0 = transition._plan
+            ms.handlers = None
             ms.t0 = time.time()
 
     def handler_start(
@@ -275,12 +289,12 @@ class DebugTracer(Tracer):
         tid = transition._id
         if not tid:
             # ids from a batch of random bytes (Transition.id, cheaper)
-            i = self._idi
-            if i >= len(self._ids):
-                self._ids = os.urandom(2048).hex()
+            i = ms.idi
+            if i >= len(ms.ids):
+                ms.ids = os.urandom(2048).hex()
                 i = 0
-            tid = transition._id = self._ids[i : i + 16]
-            self._idi = i + 16
+            tid = transition._id = ms.ids[i : i + 16]
+            ms.idi = i + 16
         qt = mut.queue_tick
         rec = (
             ms.mid,
