@@ -35,6 +35,7 @@ from pathlib import Path
 
 import asyncmachine as am
 from asyncmachine.debugger import (
+    DebugTracer,
     Sender,
     bind_dbg,
     close_senders,
@@ -151,14 +152,23 @@ def bench_toggle(n: int, rounds: int) -> None:
         sink, sink_port = _sink()
         port = _free_port()
         col = _collector(port, Path(d) / "s.amdbg", 3600)
+        # the sink keeps up on average, but this container stalls now
+        # and then: a deep queue rides the stalls out (nothing dropped,
+        # all sending counted); the collector gets bind_dbg's default
+        deep = Sender(f"127.0.0.1:{sink_port}", max_queue=2_000_000)
         try:
             for name, p in (("sink", sink_port), ("collector", port)):
                 addr = f"127.0.0.1:{p}"
                 for level in (am.LogLevel.NOTHING, am.LogLevel.CHANGES):
                     m = _toggle(level)
-                    bind_dbg(m, addr)
-                    sender = sender_for(addr)
+                    if name == "sink":
+                        sender: Sender | None = deep
+                        m.bind_tracer(DebugTracer(deep.send))
+                    else:
+                        bind_dbg(m, addr)
+                        sender = sender_for(addr)
                     assert sender is not None
+                    sender.connected.wait(10)
                     dropped0, sent0 = sender.dropped, sender.sent
                     base, bound = _rounds(_toggle(level), m, n, rounds, sender)
                     sender.flush(60)
@@ -172,6 +182,7 @@ def bench_toggle(n: int, rounds: int) -> None:
                         f"dropped {sender.dropped - dropped0}"
                     )
         finally:
+            deep.close()
             close_senders()
             sink.kill()
             sink.wait()
@@ -233,6 +244,9 @@ def bench_fan_in(machines: int, rate: float, duration: float) -> None:
             ms = [_toggle(am.LogLevel.NOTHING) for _ in range(machines)]
             for m in ms:
                 bind_dbg(m, f"127.0.0.1:{port}")
+            first = sender_for(f"127.0.0.1:{port}")
+            assert first is not None
+            first.connected.wait(10)
             interval = 1 / rate
             cpu0 = _cpu_now(proc.pid)
             t0 = time.perf_counter()

@@ -545,8 +545,9 @@ class Sender:
             self._wake.wait(0.5)
             self._wake.clear()
             self._idle = False
-        # let a batch gather: fewer wake-ups, less GIL contention
-        self._stop.wait(0.005)
+        if len(q) < _BATCH:
+            # let a batch gather: fewer wake-ups, less GIL contention
+            self._stop.wait(0.005)
         self._busy = True
         pop = q.popleft
         n = min(len(q), 16 * _BATCH)
