@@ -436,6 +436,10 @@ class Sender:
         self._q: collections.deque[Any] = collections.deque()
         self._idle = False
         self._busy = False
+        # maps (not transition tuples) queued: _maps_in - _maps_out; each
+        # counter has one writer thread
+        self._maps_in = 0
+        self._maps_out = 0
         self._wake = threading.Event()
         self._machines: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -474,6 +478,7 @@ class Sender:
         if len(self._q) >= self.max_queue:
             self._drop(str(msg.get("m", msg.get("id", ""))))
             return
+        self._maps_in += 1  # before the append: _take counts it (one writer)
         self._q.append(msg)
         if self._idle:
             self._idle = False
@@ -532,12 +537,13 @@ class Sender:
                 self.disconnected.set()
                 sock.close()
 
-    def _take(self) -> list[Any]:
-        """Wait for messages (or a stop) and take a batch of them."""
+    def _take(self) -> tuple[list[Any], bool]:
+        """Wait for messages (or a stop) and take a batch of them (and
+        whether it holds maps, not only transition tuples)."""
         q = self._q
         while not q:
             if self._stop.is_set():
-                return []
+                return [], False
             self._idle = True
             if q:
                 self._idle = False
@@ -551,11 +557,12 @@ class Sender:
         self._busy = True
         pop = q.popleft
         n = min(len(q), 16 * _BATCH)
-        return [pop() for _ in range(n)]
+        maps = self._maps_in != self._maps_out
+        return [pop() for _ in range(n)], maps
 
     def _pump(self, sock: socket.socket) -> None:
         while True:
-            batch = self._take()
+            batch, maps = self._take()
             if not batch:
                 self._busy = False
                 return  # stopped
@@ -570,7 +577,15 @@ class Sender:
                 encode_frame({"t": "c", "m": k, "n": v}) for k, v in counts.items()
             ]
             run: list[tuple[Any, ...]] = []
-            for m in batch:
+            if not maps:  # transitions only (the common case): chunks
+                frames += [
+                    encode_frame({"t": "X", "xs": batch[i : i + _BATCH]})
+                    for i in range(0, len(batch), _BATCH)
+                ]
+                batch_maps: list[Any] = []
+            else:
+                batch_maps = batch
+            for m in batch_maps:
                 if type(m) is tuple:
                     run.append(m)
                     if len(run) >= _BATCH:
@@ -580,6 +595,7 @@ class Sender:
                     if run:
                         frames.append(encode_frame({"t": "X", "xs": run}))
                         run = []
+                    self._maps_out += 1
                     frames.append(encode_frame(m))
             if run:
                 frames.append(encode_frame({"t": "X", "xs": run}))
