@@ -121,6 +121,7 @@ class _MachState:
 
 
 _MAX_CACHE = 4096
+_now = time.time
 _REMOVE = int(StepType.REMOVE)
 _SET = int(StepType.SET)
 # the machine ticks' own dict: empty (no machine ever imported) is the fast
@@ -240,7 +241,7 @@ class DebugTracer(Tracer):
             ms.cur = transition
             ms.plan0 = transition._plan
             ms.handlers = None
-            ms.t0 = time.time()
+            ms.t0 = _now()
 
     def handler_start(
         self, transition: Transition, binding_id: str, handler: str
@@ -304,7 +305,7 @@ class DebugTracer(Tracer):
             (mut.auto and 1) | (mut.is_check and 2) | (qt > 0 and 4),
             args_log_fields(mut.args) if mut.args else None,
             ms.t0,
-            time.time(),
+            _now(),
             qt,
             _TICKS.get(mach, 0) if _TICKS_DATA else 0,
             ok,
