@@ -546,3 +546,76 @@ def test_groups_in_the_machine_record() -> None:
         DebugTracer(print, groups=["A"])
     with pytest.raises(TypeError, match="group 'x'"):
         DebugTracer(print, groups={"x": "AB"})
+
+
+async def test_clock_deltas_of_a_big_machine_survive_a_restart() -> None:
+    # more than _DELTA_MIN states: a Sender gets clock deltas
+    schema = {f"S{i}": S(remove=[f"S{i + 1}"] if i < 39 else []) for i in range(40)}
+    schema["S0"] = S(multi=True, remove=["S1"])
+
+    class Gate:
+        def S5Enter(self, e: am.Event) -> bool:
+            return False
+
+    m = am.Machine(schema, id="big")
+    m.bind_handlers(Gate())
+    own = Session()
+    m.bind_tracer(DebugTracer(lambda msg: apply_message(own, msg)))
+
+    def run(n: int) -> None:
+        for i in range(n):
+            m.add1(f"S{i % 8}")
+            m.can_add1("S3")
+            m.remove1(f"S{(i + 3) % 8}")
+
+    def check(col: Collector) -> None:
+        want = {t.id: t.clocks for t in own.machines["big"].transitions}
+        got = col.session.machines["big"].transitions
+        assert got
+        assert all(t.clocks == want[t.id] for t in got)
+
+    col = Collector("127.0.0.1:0")
+    sender: Sender | None = None
+    try:
+        async with col:
+            port = col.port
+            sender = Sender(f"127.0.0.1:{port}", max_queue=8, max_backoff=0.05)
+            m.bind_tracer(DebugTracer(sender.send))
+            run(2)
+            await _until(
+                col,
+                lambda: (
+                    "big" in col.session.machines
+                    and len(col.session.machines["big"].transitions)
+                    == len(own.machines["big"].transitions)
+                ),
+            )
+            check(col)
+        run(1)  # the collector is gone: this batch is lost
+        await _wait_thread_event(sender.disconnected)
+        run(5)  # a full queue: deltas dropped
+        assert sender.dropped >= 3
+        col2 = Collector(f"127.0.0.1:{port}")
+        async with col2:
+            await _wait_thread_event(sender.connected)
+            assert await anyio.to_thread.run_sync(sender.flush, 10)
+            dropped = sender.dropped
+            for _ in range(3):  # within the queue's room
+                run(1)
+                assert await anyio.to_thread.run_sync(sender.flush, 10)
+            assert sender.dropped == dropped
+            last = own.machines["big"].transitions[-1].id
+            await _until(
+                col2,
+                lambda: (
+                    "big" in col2.session.machines
+                    and bool(col2.session.machines["big"].transitions)
+                    and col2.session.machines["big"].transitions[-1].id == last
+                ),
+            )
+            check(col2)
+            assert col2.errors == 0
+            assert m.tick("S5") == 0  # the gate: canceled transitions too
+    finally:
+        if sender is not None:
+            sender.close()

@@ -149,6 +149,10 @@ class Session:
         factory=list, repr=False, eq=False, alias="_order"
     )
     _head: int = attrs.field(default=0, repr=False, eq=False, alias="_head")
+    # the last clock of each machine, for clock deltas (apply_message)
+    _clocks: dict[str, list[int]] = attrs.field(
+        factory=dict, repr=False, eq=False, alias="_clocks"
+    )
 
     def add_machine(self, machine: MachineRecord) -> MachineRecord:
         """Add (or replace the schema of) a machine; keeps known transitions."""

@@ -93,12 +93,15 @@ def machine_record(mach: Machine) -> MachineRecord:
 
 class _MachState:
     __slots__ = (
+        "big",
         "cur",
+        "full",
         "handlers",
         "idi",
         "ids",
         "logs",
         "mid",
+        "mt2",
         "plan0",
         "pre_logs",
         "states",
@@ -118,10 +121,17 @@ class _MachState:
         # thread)
         self.ids = ""
         self.idi = 0
+        # clock deltas (docs/debugger.md, "Cost"): for machines of more than
+        # _DELTA_MIN states bound to a Sender; `full` asks for a whole clock
+        self.big = False
+        self.full = True
+        self.mt2 = 0
 
 
 _MAX_CACHE = 4096
 _now = time.time
+_DELTA_MIN = 32
+"""Machines with more states send clock deltas (bound to a Sender)."""
 _REMOVE = int(StepType.REMOVE)
 _SET = int(StepType.SET)
 # the machine ticks' own dict: empty (no machine ever imported) is the fast
@@ -195,6 +205,7 @@ class DebugTracer(Tracer):
             }
         self._m[machine.id] = ms = _MachState(machine.id, frozenset(rec.states))
         self._one = ms if len(self._m) == 1 else None
+        ms.big = self._snd is not None and len(rec.states) > _DELTA_MIN
         msg = machine_to_wire(rec)
         msg["t"] = "m"
         self.emit(msg)
@@ -297,6 +308,26 @@ class DebugTracer(Tracer):
             tid = transition._id = ms.ids[i : i + 16]
             ms.idi = i + 16
         qt = mut.queue_tick
+        mt2 = _TICKS.get(mach, 0) if _TICKS_DATA else 0
+        snd = self._snd
+        if not ms.big:
+            clocks: Any = tuple(mach._ticks.values())
+        elif (
+            ms.full
+            or mt2 != ms.mt2
+            or (snd is not None and snd._skip and ms.mid in snd._skip)
+        ):
+            clocks = tuple(mach._ticks.values())
+            ms.full = False
+            ms.mt2 = mt2
+        elif mut.is_check:
+            clocks = {}
+        else:
+            # every tick a transition changes is one of its plan's (applied,
+            # or undone by a panic); unapplied ones repeat the current tick
+            ticks = mach._ticks
+            index = mach._index
+            clocks = {index[n]: ticks[n] for n, _, _ in transition._plan.apply}
         rec = (
             ms.mid,
             tid,
@@ -307,14 +338,13 @@ class DebugTracer(Tracer):
             ms.t0,
             _now(),
             qt,
-            _TICKS.get(mach, 0) if _TICKS_DATA else 0,
+            mt2,
             ok,
-            tuple(mach._ticks.values()),
+            clocks,
             hs,
             lg,
             pl,
         )
-        snd = self._snd
         if snd is None:
             self._push(rec)
             return
@@ -322,6 +352,7 @@ class DebugTracer(Tracer):
         q = snd._q
         if len(q) >= snd.max_queue:
             snd._drop(ms.mid)
+            ms.full = True  # the collector missed a delta
             return
         q.append(rec)
         if snd._idle:
@@ -441,6 +472,9 @@ class Sender:
         # counter has one writer thread
         self._maps_in = 0
         self._maps_out = 0
+        # machines whose transitions were lost in a failed send: their
+        # clock deltas are dropped (and counted) until a whole clock passes
+        self._skip: set[str] = set()
         self._wake = threading.Event()
         self._machines: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -578,7 +612,8 @@ class Sender:
                 encode_frame({"t": "c", "m": k, "n": v}) for k, v in counts.items()
             ]
             run: list[tuple[Any, ...]] = []
-            if not maps:  # transitions only (the common case): chunks
+            skip = self._skip
+            if not maps and not skip:  # transitions only (the common case)
                 frames += [
                     encode_frame({"t": "X", "xs": batch[i : i + _BATCH]})
                     for i in range(0, len(batch), _BATCH)
@@ -588,6 +623,11 @@ class Sender:
                 batch_maps = batch
             for m in batch_maps:
                 if type(m) is tuple:
+                    if skip and m[0] in skip:
+                        if type(m[11]) is dict:
+                            self._drop(m[0])
+                            continue
+                        skip.discard(m[0])
                     run.append(m)
                     if len(run) >= _BATCH:
                         frames.append(encode_frame({"t": "X", "xs": run}))
@@ -614,6 +654,8 @@ class Sender:
                         if type(m) is tuple or m.get("t") == "x":
                             self.dropped += 1
                             self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
+                        if type(m) is tuple:
+                            skip.add(mid)
                 self._busy = False
                 raise
             self.sent += len(batch)

@@ -140,7 +140,9 @@ def _blob(b: bytes, plan: bool) -> Any:
 
 
 def tx_from_raw(
-    raw: list[Any] | tuple[Any, ...], states: frozenset[str] | set[str]
+    raw: list[Any] | tuple[Any, ...],
+    states: frozenset[str] | set[str],
+    clocks: list[int] | None = None,
 ) -> TransitionRecord:
     """A transition from the flat array the tracer captures (`"X"` batches).
 
@@ -152,7 +154,10 @@ def tx_from_raw(
     change blob of `[change steps]` (packed once per resolution plan). Steps
     are `[type, state, source, data]`, log lines `[level, text, time]`. A
     handler's state is derived from its name and `states`; a canceled
-    transition's last handler gets a CANCEL step.
+    transition's last handler gets a CANCEL step. The clocks field is an
+    array of every tick, or a map `{state index: tick}` of the ticks that
+    may have changed (machines of many states): pass the resolved `clocks`
+    then (`apply_message` keeps the last clock of each machine).
     """
     (
         _mid,
@@ -166,7 +171,7 @@ def tx_from_raw(
         qt,
         mt2,
         ok,
-        clocks,
+        raw_clocks,
         handlers,
         logs,
         pre_logs,
@@ -184,7 +189,7 @@ def tx_from_raw(
     flags = int(flags)
     return TransitionRecord(
         id=str(tid),
-        clocks=[int(c) for c in clocks],
+        clocks=clocks if clocks is not None else [int(c) for c in raw_clocks],
         called=list(called),
         mutation=mtype,
         accepted=bool(ok),
