@@ -110,10 +110,10 @@ def _wait(proc: subprocess.Popen[bytes]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _toggle(level: am.LogLevel) -> am.Machine:
-    m = am.Machine(
-        {"A": am.State(remove=["B"]), "B": am.State(remove=["A"])}, log_level=level
-    )
+def _toggle(level: am.LogLevel, others: int = 0) -> am.Machine:
+    schema = {"A": am.State(remove=["B"]), "B": am.State(remove=["A"])}
+    schema.update({f"X{i}": am.State() for i in range(others)})
+    m = am.Machine(schema, log_level=level)
     m.logger = lambda lv, text: None
     return m
 
@@ -159,8 +159,14 @@ def bench_toggle(n: int, rounds: int) -> None:
         try:
             for name, p in (("sink", sink_port), ("collector", port)):
                 addr = f"127.0.0.1:{p}"
-                for level in (am.LogLevel.NOTHING, am.LogLevel.CHANGES):
-                    m = _toggle(level)
+                for level, others in (
+                    (am.LogLevel.NOTHING, 0),
+                    (am.LogLevel.CHANGES, 0),
+                    (am.LogLevel.NOTHING, 1000),
+                ):
+                    if others and name != "sink":
+                        continue
+                    m = _toggle(level, others)
                     if name == "sink":
                         sender: Sender | None = deep
                         m.bind_tracer(DebugTracer(deep.send))
@@ -170,10 +176,11 @@ def bench_toggle(n: int, rounds: int) -> None:
                     assert sender is not None
                     sender.connected.wait(10)
                     dropped0, sent0 = sender.dropped, sender.sent
-                    base, bound = _rounds(_toggle(level), m, n, rounds, sender)
+                    base, bound = _rounds(_toggle(level, others), m, n, rounds, sender)
                     sender.flush(60)
                     print(
-                        f"toggle -> {name:9}, log level {level.name:8}: "
+                        f"toggle{f' +{others} states' if others else ''} -> "
+                        f"{name:9}, log level {level.name:8}: "
                         f"wall {base[0]:6.0f} / {bound[0]:6.0f} ns/op "
                         f"({bound[0] / base[0]:4.2f}x), "
                         f"CPU {base[1]:6.0f} / {bound[1]:6.0f} ns/op "
