@@ -618,16 +618,19 @@ class Sender:
                     encode_frame({"t": "X", "xs": batch[i : i + _BATCH]})
                     for i in range(0, len(batch), _BATCH)
                 ]
-                batch_maps: list[Any] = []
+                out = batch
+                mixed: list[Any] = []
             else:
-                batch_maps = batch
-            for m in batch_maps:
-                if type(m) is tuple:
-                    if skip and m[0] in skip:
+                out = mixed = []
+                for m in batch:
+                    if type(m) is tuple and skip and m[0] in skip:
                         if type(m[11]) is dict:
-                            self._drop(m[0])
+                            self._drop(m[0])  # a delta without its base
                             continue
                         skip.discard(m[0])
+                    out.append(m)
+            for m in mixed:
+                if type(m) is tuple:
                     run.append(m)
                     if len(run) >= _BATCH:
                         frames.append(encode_frame({"t": "X", "xs": run}))
@@ -649,7 +652,7 @@ class Sender:
             except OSError:
                 # the batch is lost: count its transitions as dropped
                 with self._lock:
-                    for m in batch:
+                    for m in out:
                         mid = m[0] if type(m) is tuple else m.get("m")
                         if type(m) is tuple or m.get("t") == "x":
                             self.dropped += 1
@@ -658,7 +661,7 @@ class Sender:
                             skip.add(mid)
                 self._busy = False
                 raise
-            self.sent += len(batch)
+            self.sent += len(out)
             self._busy = False
             if self._stop.is_set() and not self._q:
                 return
