@@ -298,7 +298,7 @@ def main() -> None:
     if args.base:
         bench_vs_base(args.base, 200_000, args.rounds or 5)
     elif args.quick:
-        bench_toggle(20_000, args.rounds or 2)
+        bench_toggle(10_000, args.rounds or 2)
         bench_fan_in(20, 50, 1.0)
     else:
         bench_toggle(100_000, args.rounds or 5)
