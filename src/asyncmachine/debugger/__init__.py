@@ -27,6 +27,7 @@ from ._session import read_session as read_session
 from ._session import write_session as write_session
 from ._tracer import DEFAULT_ADDR as DEFAULT_ADDR
 from ._tracer import DebugTracer as DebugTracer
+from ._tracer import NetworkMachine as NetworkMachine
 from ._tracer import Sender as Sender
 from ._tracer import bind_dbg as bind_dbg
 from ._tracer import close_senders as close_senders
@@ -48,6 +49,7 @@ __all__ = [
     "GobType",
     "LogEntry",
     "MachineRecord",
+    "NetworkMachine",
     "Sender",
     "Session",
     "Step",
