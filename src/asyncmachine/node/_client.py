@@ -295,6 +295,11 @@ class Client:
         mach.add_err_state(_C.ErrWorker, err, {"id": self.worker_id})
         mach.add1(_C.WorkerDisconnected)
 
+    def release_worker(self) -> None:
+        """Disconnect from the current worker (if any): the supervisor gives
+        it to another client. Pending jobs fail with `NodeError`."""
+        self._drop_worker()
+
     def _drop_worker(self) -> None:
         if self._worker_scope is not None:
             self._worker_scope.cancel()

@@ -184,8 +184,9 @@ class _Handlers:
         self.s = sup
 
     def NormalizingPoolState(self, e: am.Event) -> None:
+        # added by relations (e.g. ErrWorker); the supervisor also calls
+        # _normalize itself on every change of the pool
         self.s._normalize()
-        e.machine.add1(_S.PoolNormalized)
 
     def ForkWorkerEnter(self, e: am.Event) -> bool:
         info = self.s._workers.get(e.args.get("id", ""))
@@ -193,7 +194,8 @@ class _Handlers:
 
     def ForkWorkerState(self, e: am.Event) -> None:
         info = self.s._workers[e.args["id"]]
-        e.machine.add1(_S.ForkingWorker, {"id": info.id})
+        self.s._event(_S.ForkingWorker, {"id": info.id})
+        e.machine.remove1(_S.ForkWorker)
         assert self.s._tg is not None
         self.s._tg.start_soon(self.s._run_worker, info)
 
@@ -203,7 +205,8 @@ class _Handlers:
     def KillWorkerState(self, e: am.Event) -> None:
         info = self.s._workers[e.args["id"]]
         info.killing = True
-        e.machine.add1(_S.KillingWorker, {"id": info.id})
+        self.s._event(_S.KillingWorker, {"id": info.id})
+        e.machine.remove1(_S.KillWorker)
         info.scope.cancel()
 
     def ProvideWorkerEnter(self, e: am.Event) -> bool:
@@ -214,9 +217,11 @@ class _Handlers:
         return session in public.sessions and bool(self.s._idle())
 
     def ProvideWorkerState(self, e: am.Event) -> None:
+        e.machine.remove1(_S.ProvideWorker)
         self.s._provide(e.args["session"])
 
     def WorkerIssuesState(self, e: am.Event) -> None:
+        e.machine.remove1(_S.WorkerIssues)
         info = self.s._workers.get(e.args.get("id", ""))
         if info is not None:
             self.s._worker_error(info, NodeError(f"a client reported {info.id}"))
@@ -227,7 +232,7 @@ class _Handlers:
 
     def ErrPoolEnd(self, e: am.Event) -> None:
         self.s._start_failures = 0
-        e.machine.add1(_S.NormalizingPool)
+        self.s._normalize()
 
     def HeartbeatState(self, e: am.Event) -> None:
         mach = e.machine
@@ -239,10 +244,10 @@ class _PublicHandlers:
         self.s = sup
 
     def ClientConnectedState(self, e: am.Event) -> None:
-        self.s.mach.add1(_S.ClientConnected, {"session": e.args["session_id"]})
+        self.s._event(_S.ClientConnected, {"session": e.args["session_id"]})
 
     def ClientDisconnectedState(self, e: am.Event) -> None:
-        self.s.mach.add1(_S.ClientDisconnected, {"session": e.args["session_id"]})
+        self.s._event(_S.ClientDisconnected, {"session": e.args["session_id"]})
 
 
 class Supervisor:
@@ -438,9 +443,20 @@ class Supervisor:
 
     # ------------------------------------------------------------ the pool
 
+    def _event(self, state: str, args: dict[str, Any]) -> None:
+        """Tick a Multi state of an event: add it, then remove it (an active
+        `WorkerGone` would keep removing `PoolReady`)."""
+        self.mach.add1(state, args)
+        self.mach.remove1(state)
+
     def _normalize(self) -> None:
-        """Start or kill workers to meet `min`, `warm` and `max`."""
+        """Start or kill workers to meet `min`, `warm` and `max` (called on
+        every change of the pool; `NormalizingPool` and `PoolNormalized`
+        tell it)."""
         mach = self.mach
+        if mach.disposed or mach.not1(_S.Start):
+            return
+        mach.add1(_S.NormalizingPool)
         workers = [w for w in self._workers.values() if not w.killing]
         ready = [w for w in workers if w.status == "ready"]
         starting = [w for w in workers if w.status == "starting"]
@@ -467,6 +483,7 @@ class Supervisor:
             mach.add1(_S.Ready)
         elif mach.is1(_S.PoolReady):
             mach.remove([_S.WorkersAvailable, _S.Ready, _S.PoolReady])
+        mach.add1(_S.PoolNormalized)
 
     def _provide(self, session: str) -> None:
         info = self._idle()[0]
@@ -478,7 +495,7 @@ class Supervisor:
             _S.SendPayload,
             {"payload": rpc.Payload(P_WORKER, data, destination=session)},
         )
-        self.mach.add1(_S.NormalizingPool)
+        self._normalize()
 
     def _worker_error(self, info: WorkerInfo, exc: BaseException) -> None:
         now = anyio.current_time()
@@ -542,6 +559,7 @@ class Supervisor:
         self._secrets[info.id] = secret
         was_ready = False
         reason = ""
+        failure = ""
         with info.scope:
             async with contextlib.AsyncExitStack() as stack:
                 try:
@@ -549,12 +567,12 @@ class Supervisor:
                     was_ready = True
                     self._start_failures = 0
                     info.status = "ready"
-                    mach.add1(_S.WorkerForked, {"id": info.id})
-                    mach.add1(_S.WorkerReady, {"id": info.id})
-                    mach.add1(_S.NormalizingPool)
+                    self._event(_S.WorkerForked, {"id": info.id})
+                    self._event(_S.WorkerReady, {"id": info.id})
+                    self._normalize()
                     reason = await self._serve(info)
                 except _StartFailed as exc:
-                    self._start_failed(info, str(exc))
+                    failure = str(exc)
         # reap: kill the process group and wait for it, even when cancelled
         info.status = "gone"
         if info.proc is not None:
@@ -564,6 +582,8 @@ class Supervisor:
         self._secrets.pop(info.id, None)
         if self._tg is None or mach.disposed:
             return
+        if failure:
+            self._start_failed(info, failure)
         if was_ready:
             if info.session:
                 data = {"id": info.id, "reason": reason or "killed"}
@@ -575,12 +595,12 @@ class Supervisor:
                         )
                     },
                 )
-            mach.add1(_S.WorkerGone, {"id": info.id})
+            self._event(_S.WorkerGone, {"id": info.id})
             if not info.killing:
                 self._worker_error(info, NodeError(f"worker {info.id} {reason}"))
         if info.killing:
-            mach.add1(_S.WorkerKilled, {"id": info.id})
-        mach.add1(_S.NormalizingPool)
+            self._event(_S.WorkerKilled, {"id": info.id})
+        self._normalize()
 
     async def _start(
         self, info: WorkerInfo, secret: str, stack: contextlib.AsyncExitStack
@@ -675,7 +695,7 @@ class Supervisor:
             if net.disposed:
                 return
             info.session = ""
-            self.mach.add1(_S.NormalizingPool)
+            self._normalize()
 
     async def _heartbeat(self) -> None:
         mach = self.mach
@@ -692,7 +712,7 @@ class Supervisor:
                     and now - info.provided_at > self.conn_timeout
                 ):
                     info.session = ""
-                    mach.add1(_S.NormalizingPool)
+                    self._normalize()
                 try:
                     with anyio.fail_after(self.conn_timeout):
                         res = await net.add1(_W.Healthcheck)

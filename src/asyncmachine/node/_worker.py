@@ -260,7 +260,8 @@ def run_worker(
 
             async def stdin() -> None:
                 await _watch_stdin()
-                tg.cancel_scope.cancel()
+                # the supervisor is gone: leave at once, nothing to hand over
+                os._exit(0)
 
             tg.start_soon(serve)
             if not os.isatty(0):
