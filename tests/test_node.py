@@ -20,14 +20,13 @@ import psutil
 import pytest
 
 import asyncmachine as am
+import node_workers
 from asyncmachine import node, rpc
 from asyncmachine.states import (
     NodeClientStates,
     SupervisorStates,
     WorkerStates,
 )
-
-import node_workers
 
 S = SupervisorStates
 C = NodeClientStates
@@ -141,38 +140,40 @@ async def test_pool_keeps_min_and_warm_within_max() -> None:
 
 
 async def test_work_results_and_errors() -> None:
-    async with supervisor(in_process(), min=1, warm=1, max=2) as sup:
-        async with client(sup) as c:
-            with pytest.raises(node.NodeError, match="no worker"):
-                await c.work({"op": "pid"})
-            with anyio.fail_after(T):
-                await c.request_worker()
-                for data in (b"", b"abc", os.urandom(1000)):
-                    assert await c.work({"op": "hash", "data": data}) == sha(data)
-                with pytest.raises(node.WorkError, match="bad op"):
-                    await c.work({"op": "nope"})
-                # the worker goes on after an error
-                assert await c.work({"op": "pid"}) == os.getpid()
-            assert c.worker is not None
-            assert c.worker.net_mach.is1(W.Idle)
+    async with (
+        supervisor(in_process(), min=1, warm=1, max=2) as sup,
+        client(sup) as c,
+    ):
+        with pytest.raises(node.NodeError, match="no worker"):
+            await c.work({"op": "pid"})
+        with anyio.fail_after(T):
+            await c.request_worker()
+            for data in (b"", b"abc", os.urandom(1000)):
+                assert await c.work({"op": "hash", "data": data}) == sha(data)
+            with pytest.raises(node.WorkError, match="bad op"):
+                await c.work({"op": "nope"})
+            # the worker goes on after an error
+            assert await c.work({"op": "pid"}) == os.getpid()
+        assert c.worker is not None
+        assert c.worker.net_mach.is1(W.Idle)
 
 
 async def test_errors_in_a_window_kill_the_worker() -> None:
-    async with supervisor(in_process(), min=1, warm=0, max=2, worker_err_kill=2) as sup:
-        async with client(sup) as c:
-            with anyio.fail_after(T):
-                first = await c.request_worker()
-                killed = sup.mach.when_ticks(S.WorkerKilled, 1)
-                errs = c.mach.tick(C.ErrWorker)
-                for _ in range(2):
-                    with pytest.raises(node.NodeError):  # WorkError, then gone
-                        await c.work({"op": "nope"})
-                await killed.wait()
-                # the client is told and gets another worker
-                await c.mach.when_query(lambda t: t[C.ErrWorker] > errs).wait()
-                assert c.mach.not1(C.WorkerReady)
-                assert await c.request_worker() != first
-                assert await c.work({"op": "hash", "data": b"a"}) == sha(b"a")
+    opts = {"min": 1, "warm": 0, "max": 2, "worker_err_kill": 2}
+    async with supervisor(in_process(), **opts) as sup, client(sup) as c:
+        with anyio.fail_after(T):
+            first = await c.request_worker()
+            killed = sup.mach.when_ticks(S.WorkerKilled, 1)
+            errs = c.mach.tick(C.ErrWorker)
+            for _ in range(2):
+                with pytest.raises(node.NodeError):  # WorkError, then gone
+                    await c.work({"op": "nope"})
+            await killed.wait()
+            # the client is told and gets another worker
+            await c.mach.when_query(lambda t: t[C.ErrWorker] > errs).wait()
+            assert c.mach.not1(C.WorkerReady)
+            assert await c.request_worker() != first
+            assert await c.work({"op": "hash", "data": b"a"}) == sha(b"a")
 
 
 async def test_a_worker_given_but_never_used_is_freed() -> None:

@@ -154,6 +154,7 @@ class Client:
         self._jobs: dict[int, _Job] = {}
         self._ids = itertools.count(1)
         self._worker_scope: anyio.CancelScope | None = None
+        self._lost: NodeError | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._exit: contextlib.AsyncExitStack | None = None
 
@@ -241,6 +242,7 @@ class Client:
     def _connect_worker(self, data: dict[str, Any]) -> None:
         assert self._tg is not None
         self._drop_worker()
+        self._lost = None
         self.worker_id = str(data.get("id", ""))
         scope = anyio.CancelScope()
         self._worker_scope = scope
@@ -289,6 +291,7 @@ class Client:
         self._worker_scope.cancel()
         self._worker_scope = None
         self.worker = None
+        self._lost = err
         self._fail_jobs(err)
         mach = self.mach
         mach.remove([_C.Ready, _C.WorkerReady, _C.WorkerRequested])
@@ -320,12 +323,15 @@ class Client:
         """Run one job on the worker and return its result.
 
         Raises `WorkError` when the work raised on the worker,
-        `WorkerGoneError` when the worker died meanwhile (request another),
+        `WorkerGoneError` when the worker died (now or before; request
+        another),
         `NodeError` without a worker or when it is busy. Bound it with
         `anyio.fail_after`.
         """
         worker = self.worker
         if worker is None or self.mach.not1(_C.WorkerReady):
+            if self._lost is not None:
+                raise WorkerGoneError(str(self._lost))
             raise NodeError(f"the node client {self.id} has no worker")
         job_id = next(self._ids)
         job = _Job()
@@ -337,7 +343,9 @@ class Client:
                 raise NodeError(f"the worker {self.worker_id} refused the job")
             await job.done.wait()
         except rpc.NotConnectedError as exc:
-            raise WorkerGoneError(f"worker {self.worker_id} is gone") from exc
+            err = WorkerGoneError(f"worker {self.worker_id} is gone")
+            self._worker_lost(err)  # now, not when the watcher wakes up
+            raise err from exc
         finally:
             self._jobs.pop(job_id, None)
         if job.error is not None:
