@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -316,3 +318,77 @@ async def test_process_with_a_wrong_secret_is_refused(no_leftovers: None) -> Non
             await sup.mach.when1(S.ErrPool).wait()
         assert "AuthError" in str(sup.pool_error)
         assert "exit code 3" in str(sup.pool_error)
+
+
+async def test_removing_err_pool_tries_again() -> None:
+    factory = in_process(schema=node_workers.OTHER_SCHEMA)
+    async with supervisor(factory, min=1, max=1, max_start_failures=1) as sup:
+        with anyio.fail_after(T):
+            await sup.mach.when1(S.ErrPool).wait()
+            assert sup.started == 1
+            again = sup.mach.when_ticks(S.ErrPool, 2)
+            sup.mach.remove([S.ErrPool, am.EXCEPTION])
+            await again.wait()
+        assert sup.started == 2
+
+
+async def test_one_job_at_a_time() -> None:
+    async with (
+        supervisor(in_process(), min=1, warm=0, max=1) as sup,
+        client(sup) as c,
+    ):
+        with anyio.fail_after(T):
+            await c.request_worker()
+            assert c.worker is not None
+            working = c.worker.net_mach.when1(W.Working)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(c.work, {"op": "block"})
+                await working.wait()
+                with pytest.raises(node.NodeError, match="refused the job"):
+                    await c.work({"op": "pid"})
+                tg.cancel_scope.cancel()
+
+
+SUPERVISOR_SCRIPT = """
+import sys, anyio
+from asyncmachine import node
+from asyncmachine.states import SupervisorStates
+
+async def main():
+    async with node.Supervisor("node_workers", secret="s", min=2, max=2) as sup:
+        await sup.mach.when1(SupervisorStates.Ready)
+        print(*sup.pids, flush=True)
+        await anyio.sleep_forever()
+
+anyio.run(main)
+"""
+
+
+def test_workers_leave_with_a_killed_supervisor() -> None:
+    # the supervisor runs in a child process; SIGKILL gives it no chance to
+    # clean up: its workers see their stdin close and exit (no orphans)
+    env = {**os.environ, "PYTHONPATH": TESTS}
+    proc = psutil.Popen(
+        [sys.executable, "-c", SUPERVISOR_SCRIPT],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    workers: list[psutil.Process] = []
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        workers = [psutil.Process(p) for p in pids]
+        proc.kill()
+        proc.wait(T)
+        _, alive = psutil.wait_procs(workers, timeout=T)
+        assert not alive
+    finally:
+        for w in workers:
+            if w.is_running():
+                os.killpg(w.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(T)
+        if proc.stdout is not None:
+            proc.stdout.close()
