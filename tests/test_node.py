@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -392,3 +393,24 @@ def test_workers_leave_with_a_killed_supervisor() -> None:
             proc.wait(T)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_clients_reconnect_to_a_restarted_supervisor() -> None:
+    # workers are not carried over: they leave with their supervisor, and
+    # the new one starts its own pool; the client reconnects by itself
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    c = node.Client("127.0.0.1", port, secret=SECRET, conn_timeout=T)
+    async with c:
+        with anyio.fail_after(T):
+            async with supervisor(in_process(), min=1, warm=0, max=1, port=port):
+                await c.request_worker()
+                old = await c.work({"op": "pid"})
+            await c.mach.when1(C.ErrWorker).wait()
+            await c.mach.when_not1(C.SuperReady).wait()
+            async with supervisor(in_process(), min=1, warm=0, max=1, port=port):
+                await c.mach.when1(C.SuperReady).wait()
+                await c.request_worker()
+                assert await c.work({"op": "pid"}) == old  # in process
+                assert c.mach.is1(C.Ready)
