@@ -55,8 +55,8 @@ class _OsProc:
     def __init__(self, proc: anyio.abc.Process) -> None:
         self.proc = proc
         self.pid: int | None = proc.pid
-        self.stderr = b""
-        self.exited = anyio.Event()
+        self.stderr: bytes = b""
+        self.exited: anyio.Event = anyio.Event()
         self.returncode: int | None = None
 
     async def watch(self) -> None:
@@ -90,9 +90,9 @@ class _TaskProc:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.pid: int | None = None
-        self.exited = anyio.Event()
+        self.exited: anyio.Event = anyio.Event()
         self.returncode: int | None = None
-        self.error = ""
+        self.error: str = ""
 
     async def run(self, host: str, port: int, secret: str) -> None:
         try:
@@ -143,11 +143,11 @@ class WorkerInfo:
         self.provided_at: float = 0.0
         self.errors: deque[float] = deque()
         self.killing = False
-        self.scope = anyio.CancelScope()
+        self.scope: anyio.CancelScope = anyio.CancelScope()
         self.client: rpc.Client | None = None
         self.proc: _OsProc | _TaskProc | None = None
-        self.registered = anyio.Event()
-        self.done = anyio.Event()
+        self.registered: anyio.Event = anyio.Event()
+        self.done: anyio.Event = anyio.Event()
         self.started = False
 
     @property
@@ -335,13 +335,13 @@ class Supervisor:
         stops starting workers until `ErrPool` is removed)."""
         self.worker_schema = worker_schema
         """The workers' schema (`WORKER_SCHEMA` or a superset)."""
-        self.worker_args = list(worker_args)
+        self.worker_args: list[str] = list(worker_args)
         """Extra command-line arguments of worker processes."""
-        self.env = dict(env or {})
+        self.env: dict[str, str] = dict(env or {})
         """Extra environment variables of worker processes."""
         self.host = host
         """The public server's address (loopback by default)."""
-        self.port = port
+        self.port: int = port
         """The public server's port (the bound one once running)."""
         self.id: str = id or f"sup-{os.urandom(3).hex()}"
         """The supervisor's id (its machine's id)."""
