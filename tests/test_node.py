@@ -159,6 +159,10 @@ async def test_work_results_and_errors() -> None:
             assert await c.work({"op": "pid"}) == os.getpid()
         assert c.worker is not None
         assert c.worker.net_mach.is1(W.Idle)
+        # a client may ask for work, not drive the worker's own states
+        for state in (W.Ready, W.Working, W.Start):
+            with pytest.raises(rpc.DeniedError):
+                await c.worker.net_mach.remove1(state)
 
 
 async def test_errors_in_a_window_kill_the_worker() -> None:

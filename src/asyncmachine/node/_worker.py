@@ -134,7 +134,19 @@ class Worker:
             return
         async with mach:
             mach.add1(_W.Start)
-            async with rpc.Server(mach, secret=secret, id=f"rs-{self.id}") as server:
+            # clients (the supervisor, the served client) may ask for work,
+            # introduce themselves, ping, and use the states a custom schema
+            # adds; never Start, Ready or the work status itself
+            own = [n for n in mach.state_names if n not in WORKER_SCHEMA]
+            allow = [_W.WorkRequested, _W.ClientConnected, _W.Healthcheck, *own]
+            async with rpc.Server(
+                mach,
+                secret=secret,
+                id=f"rs-{self.id}",
+                permissions=rpc.Permissions(
+                    allow=[a for a in allow if a != "Exception"]
+                ),
+            ) as server:
                 server.mach.bind_handlers(_ServerHandlers(self))
                 self.port = server.port
                 mach.add1(_W.PublicRpcReady)
