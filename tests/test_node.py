@@ -418,3 +418,21 @@ async def test_clients_reconnect_to_a_restarted_supervisor() -> None:
                 await c.request_worker()
                 assert await c.work({"op": "pid"}) == old  # in process
                 assert c.mach.is1(C.Ready)
+
+
+class _SilentWorker(node.Worker):
+    async def run(self, boot_host: str, boot_port: int, secret: str) -> None:
+        self._stopped = anyio.Event()
+        await self._stopped.wait()  # never registers; stop() ends it
+
+
+async def test_a_worker_that_never_registers_times_out() -> None:
+    def factory() -> node.Worker:
+        return _SilentWorker(node_workers.work)
+
+    opts = {"conn_timeout": 0.2, "max_start_failures": 1}
+    async with supervisor(factory, min=1, max=1, **opts) as sup:
+        with anyio.fail_after(T):
+            await sup.mach.when1(S.ErrPool).wait()
+        assert "no registration within 0.2s" in str(sup.pool_error)
+        assert not sup.workers
