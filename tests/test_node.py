@@ -436,3 +436,25 @@ async def test_a_worker_that_never_registers_times_out() -> None:
             await sup.mach.when1(S.ErrPool).wait()
         assert "no registration within 0.2s" in str(sup.pool_error)
         assert not sup.workers
+
+
+async def test_a_supervisor_cancelled_from_outside_reaps_its_workers(
+    no_leftovers: None,
+) -> None:
+    pids: list[int] = []
+    with anyio.fail_after(T):
+        async with anyio.create_task_group() as tg:
+            ready = anyio.Event()
+
+            async def run() -> None:
+                async with supervisor("node_workers", min=2, max=2) as sup:
+                    await sup.mach.when1(S.Ready).wait()
+                    pids.extend(sup.pids)
+                    ready.set()
+                    await anyio.sleep_forever()
+
+            tg.start_soon(run)
+            await ready.wait()
+            tg.cancel_scope.cancel()
+    assert len(pids) == 2
+    assert not any(psutil.pid_exists(p) for p in pids)

@@ -560,26 +560,29 @@ class Supervisor:
         was_ready = False
         reason = ""
         failure = ""
-        with info.scope:
-            async with contextlib.AsyncExitStack() as stack:
-                try:
-                    await self._start(info, secret, stack)
-                    was_ready = True
-                    self._start_failures = 0
-                    info.status = "ready"
-                    self._event(_S.WorkerForked, {"id": info.id})
-                    self._event(_S.WorkerReady, {"id": info.id})
-                    self._normalize()
-                    reason = await self._serve(info)
-                except _StartFailed as exc:
-                    failure = str(exc)
-        # reap: kill the process group and wait for it, even when cancelled
-        info.status = "gone"
-        if info.proc is not None:
-            await info.proc.reap()
-        info.pid = None
-        self._workers.pop(info.id, None)
-        self._secrets.pop(info.id, None)
+        try:
+            with info.scope:
+                async with contextlib.AsyncExitStack() as stack:
+                    try:
+                        await self._start(info, secret, stack)
+                        was_ready = True
+                        self._start_failures = 0
+                        info.status = "ready"
+                        self._event(_S.WorkerForked, {"id": info.id})
+                        self._event(_S.WorkerReady, {"id": info.id})
+                        self._normalize()
+                        reason = await self._serve(info)
+                    except _StartFailed as exc:
+                        failure = str(exc)
+        finally:
+            # reap: kill the process group and wait for it, also when the
+            # supervisor itself is cancelled
+            info.status = "gone"
+            if info.proc is not None:
+                await info.proc.reap()
+            info.pid = None
+            self._workers.pop(info.id, None)
+            self._secrets.pop(info.id, None)
         if self._tg is None or mach.disposed:
             return
         if failure:
