@@ -458,3 +458,31 @@ async def test_a_supervisor_cancelled_from_outside_reaps_its_workers(
             tg.cancel_scope.cancel()
     assert len(pids) == 2
     assert not any(psutil.pid_exists(p) for p in pids)
+
+
+class _Unhealthy:
+    def HealthcheckEnter(self, e: am.Event) -> bool:
+        return False
+
+
+async def test_failed_health_checks_kill_the_worker() -> None:
+    made: list[node.Worker] = []
+
+    def factory() -> node.Worker:
+        worker = node.Worker(node_workers.work)
+        if not made:  # only the first worker fails its health checks
+            worker.mach.bind_handlers(_Unhealthy())
+        made.append(worker)
+        return worker
+
+    opts = {"heartbeat": 0.02, "worker_err_kill": 3, "worker_err_window": T}
+    async with supervisor(factory, min=1, warm=0, max=1, **opts) as sup:
+        with anyio.fail_after(T):
+            killed = sup.mach.when_ticks(S.WorkerKilled, 1)
+            await killed.wait()
+            assert "health check" in str(sup.mach.err)
+            # replaced by a healthy one, which stays
+            await sup.mach.when1(S.WorkersAvailable).wait()
+            await sup.mach.when_ticks(S.Heartbeat, 6).wait()
+        assert len(made) == 2
+        assert sup.mach.tick(S.WorkerKilled) == 2  # added and removed once
