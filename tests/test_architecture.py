@@ -62,7 +62,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "integrations": {"anyio", "attrs", "nats"},
     "_repl_main": set(),
     "debugger": {"anyio", "attrs", "msgpack"},
-    "node": {"anyio", "sniffio"},
+    "node": {"anyio", "msgpack", "sniffio"},
 }
 KNOWN_THIRD_PARTY = {
     "anyio",

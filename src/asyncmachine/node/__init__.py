@@ -8,6 +8,13 @@ to it directly. The states are `asyncmachine.states.SupervisorStates`,
 `WorkerStates` and `NodeClientStates`. See docs/node.md.
 """
 
+try:
+    import msgpack  # type: ignore[import-untyped]  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "asyncmachine.node needs msgpack: pip install 'asyncmachine[node]'"
+    ) from exc
+
 from ._client import Client as Client
 from ._common import SECRET_ENV as SECRET_ENV
 from ._common import NodeError as NodeError
