@@ -8,18 +8,11 @@ to it directly. The states are `asyncmachine.states.SupervisorStates`,
 `WorkerStates` and `NodeClientStates`. See docs/node.md.
 """
 
-try:
-    import msgpack  # type: ignore[import-untyped]  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "asyncmachine.node needs msgpack: pip install 'asyncmachine[node]'"
-    ) from exc
-
+from ._base import SECRET_ENV as SECRET_ENV
+from ._base import NodeError as NodeError
+from ._base import WorkerGoneError as WorkerGoneError
+from ._base import WorkError as WorkError
 from ._client import Client as Client
-from ._common import SECRET_ENV as SECRET_ENV
-from ._common import NodeError as NodeError
-from ._common import WorkerGoneError as WorkerGoneError
-from ._common import WorkError as WorkError
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import WorkerFactory as WorkerFactory
 from ._supervisor import WorkerInfo as WorkerInfo

@@ -22,7 +22,7 @@ from asyncmachine.states import (
     WorkerStates,
 )
 
-from ._common import (
+from ._base import (
     P_RESULT,
     P_WORKER,
     P_WORKER_GONE,

@@ -28,7 +28,7 @@ from asyncmachine.states import (
     WorkerStates,
 )
 
-from ._common import P_WORKER, P_WORKER_GONE, SECRET_ENV, NodeError, first
+from ._base import P_WORKER, P_WORKER_GONE, SECRET_ENV, NodeError, first
 from ._worker import Worker
 
 __all__ = ["Supervisor", "WorkerFactory", "WorkerInfo"]

@@ -19,7 +19,7 @@ from asyncmachine.states import (
     WorkerStates,
 )
 
-from ._common import P_RESULT, SECRET_ENV, NodeError, first
+from ._base import P_RESULT, SECRET_ENV, NodeError, first
 
 __all__ = ["WorkFn", "Worker", "run_worker"]
 

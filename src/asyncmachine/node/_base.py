@@ -7,6 +7,13 @@ from typing import Any
 
 import anyio
 
+try:
+    import msgpack  # type: ignore[import-untyped]  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "asyncmachine.node needs msgpack: pip install 'asyncmachine[node]'"
+    ) from exc
+
 __all__ = [
     "SECRET_ENV",
     "NodeError",
