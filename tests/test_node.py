@@ -486,3 +486,20 @@ async def test_failed_health_checks_kill_the_worker() -> None:
             await sup.mach.when_ticks(S.Heartbeat, 6).wait()
         assert len(made) == 2
         assert sup.mach.tick(S.WorkerKilled) == 2  # added and removed once
+
+
+async def test_work_timeout() -> None:
+    factory = in_process(work_timeout=0.05)
+    async with (
+        supervisor(factory, min=1, warm=0, max=1, worker_err_kill=10) as sup,
+        client(sup) as c,
+    ):
+        with anyio.fail_after(T):
+            await c.request_worker()
+            assert c.worker is not None
+            net = c.worker.net_mach
+            with pytest.raises(node.WorkError, match=r"took over 0\.05s"):
+                await c.work({"op": "block"})
+            assert net.tick(W.ErrWorkTimeout) >= 1
+            # the worker goes on
+            assert await c.work({"op": "hash", "data": b"z"}) == sha(b"z")
