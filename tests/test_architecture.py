@@ -42,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     # the am-repl entry point, outside rpc so a missing extra is one line
     "_repl_main": {"rpc"},
     "debugger": CORE | RUNTIME | {"asyncmachine"},
+    "node": CORE | RUNTIME | {"asyncmachine", "rpc", "states"},
 }
 # third-party packages each unit may import at run time
 THIRD_PARTY: dict[str, set[str]] = {
@@ -61,6 +62,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "integrations": {"anyio", "attrs", "nats"},
     "_repl_main": set(),
     "debugger": {"anyio", "attrs", "msgpack", "brotli"},
+    "node": {"anyio", "msgpack", "sniffio"},
 }
 KNOWN_THIRD_PARTY = {
     "anyio",

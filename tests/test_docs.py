@@ -33,6 +33,7 @@ DOCS = [
     "docs/security.md",
     "docs/history.md",
     "docs/nats.md",
+    "docs/node.md",
 ]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
