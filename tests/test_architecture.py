@@ -42,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     # the am-repl entry point, outside rpc so a missing extra is one line
     "_repl_main": {"rpc"},
     "debugger": CORE | RUNTIME | {"asyncmachine"},
+    "node": CORE | RUNTIME | {"asyncmachine", "rpc", "states"},
 }
 # third-party packages each unit may import at run time
 THIRD_PARTY: dict[str, set[str]] = {
@@ -60,7 +61,8 @@ THIRD_PARTY: dict[str, set[str]] = {
     "history": {"anyio", "attrs", "sqlalchemy", "psycopg"},
     "integrations": {"anyio", "attrs", "nats"},
     "_repl_main": set(),
-    "debugger": {"anyio", "attrs", "msgpack", "textual", "rich"},
+    "debugger": {"anyio", "attrs", "msgpack", "brotli", "textual", "rich"},
+    "node": {"anyio", "msgpack", "sniffio"},
 }
 KNOWN_THIRD_PARTY = {
     "anyio",
@@ -69,6 +71,7 @@ KNOWN_THIRD_PARTY = {
     "attrs",
     "cattrs",
     "msgpack",
+    "brotli",
     "hypothesis",
     "opentelemetry",
     "prometheus_client",

@@ -334,6 +334,17 @@ async def _wait_thread_event(ev: threading.Event) -> None:
     assert await anyio.to_thread.run_sync(ev.wait, 10)
 
 
+class _Gate:
+    """Cancels every other transition to C."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def CEnter(self, e: am.Event) -> bool:
+        self.n += 1
+        return self.n % 2 == 0
+
+
 async def test_collector_matches_each_machines_history() -> None:
     async with Collector("127.0.0.1:0") as col:
         addr = f"127.0.0.1:{col.port}"
@@ -348,12 +359,14 @@ async def test_collector_matches_each_machines_history() -> None:
                     log_level=am.LogLevel.OPS,
                 )
                 m.logger = lambda level, text: None
+                m.bind_handlers(_Gate())
                 own = Session()
                 m.bind_tracer(DebugTracer(lambda msg, own=own: apply_message(own, msg)))
                 assert bind_dbg(m, addr) is not None
                 machs.append(m)
                 local[m.id] = own
                 clocks[m.id] = []
+            results: dict[str, list[bool]] = {m.id: [] for m in machs}
             for _ in range(5):
                 for m in machs:
                     for method, state in (
@@ -361,7 +374,8 @@ async def test_collector_matches_each_machines_history() -> None:
                         (m.add1, "C"),
                         (m.remove1, "C"),
                     ):
-                        method(state)
+                        res = method(state)
+                        results[m.id].append(res is not am.Result.CANCELED)
                         clocks[m.id].append(m.time())
             await _until(
                 col,
@@ -387,6 +401,13 @@ async def test_collector_matches_each_machines_history() -> None:
             ]
             assert [[e.text for e in t.logs] for t in rec.transitions] == [
                 [e.text for e in t.logs] for t in own.transitions
+            ]
+            assert [t.accepted for t in rec.transitions] == results[m.id]
+            assert False in results[m.id]  # the gate canceled some
+            canceled = next(t for t in rec.transitions if not t.accepted)
+            assert canceled.steps[-2:] == [
+                Step(T.HANDLER, "C", "", "CEnter"),
+                Step(T.CANCEL, "C", "", "CEnter"),
             ]
             assert rec.transitions[0].logs[0].text.endswith("[add] A")
             assert rec.dropped == 0
@@ -419,6 +440,8 @@ async def test_collector_restart_mid_stream() -> None:
         col2 = Collector(f"127.0.0.1:{port}")
         async with col2:
             await _wait_thread_event(sender.connected)
+            # the backlog (a full queue) goes first; then room for the next
+            assert await anyio.to_thread.run_sync(sender.flush, 10)
             m.add1("A")
             want = [m.tick("A"), 0]
             await _until(
@@ -432,6 +455,167 @@ async def test_collector_restart_mid_stream() -> None:
             rec = col2.session.machines["rm"]
             assert rec.dropped == sender.dropped_by["rm"] == sender.dropped
             assert rec.transitions[-1].clocks == [m.tick("A"), 0]
+    finally:
+        if sender is not None:
+            sender.close()
+
+
+async def test_network_machine_reports_its_clock_pushes() -> None:
+    from asyncmachine import rpc
+
+    schema = am.schema_merge(
+        rpc.SOURCE_SCHEMA,
+        {"Alpha": S(), "Beta": S(require=["Alpha"]), "Tick": S(multi=True)},
+    )
+    async with Collector("127.0.0.1:0") as col:
+        addr = f"127.0.0.1:{col.port}"
+        try:
+            async with (
+                am.Machine(schema, id="src") as src,
+                rpc.Server(src) as server,
+                rpc.Client(
+                    "127.0.0.1", server.port, schema, id="c1", max_backoff=0.05
+                ) as client,
+            ):
+                net = client.net_mach
+                await net.when_connected()
+                tracer = bind_dbg(net, addr, groups={"AB": ["Alpha", "Beta"]})
+                assert tracer is not None
+                seen: list[tuple[int, ...]] = []
+                for call in (
+                    lambda: net.add1("Alpha"),
+                    lambda: net.add(["Beta", "Tick"]),
+                    lambda: net.add1("Tick"),
+                    lambda: net.remove1("Alpha"),
+                ):
+                    assert await call() is am.Result.EXECUTED
+                    seen.append(tuple(net.time()))
+                await _until(
+                    col,
+                    lambda: (
+                        net.id in col.session.machines
+                        and len(col.session.machines[net.id].transitions) == 4
+                    ),
+                )
+                rec = col.session.machines[net.id]
+                assert rec.states == list(net.state_names)
+                assert rec.groups == {"AB": ["Alpha", "Beta"]}
+                assert [tuple(t.clocks) for t in rec.transitions] == seen
+                assert seen[-1] == tuple(src.time())
+                last = rec.transitions[-1]
+                assert last.mutation == "set" and last.called == net.active_states
+                assert [(s.type, s.state) for s in last.steps] == [
+                    (T.REMOVE, "Alpha"),
+                    (T.REMOVE, "Beta"),
+                ]
+                assert rec.transitions[1].steps[-2:] == [
+                    Step(T.SET, "Beta"),
+                    Step(T.SET, "Tick"),
+                ]
+        finally:
+            close_senders()
+
+
+def test_groups_in_the_machine_record() -> None:
+    from asyncmachine.states import ConnectedGroups, ConnectedStates
+
+    schema = {s: S() for s in ConnectedGroups.Connected}
+    session = Session()
+    mach = am.Machine(schema, id="g")
+    tracer = DebugTracer(
+        lambda msg: apply_message(session, msg), groups=ConnectedGroups
+    )
+    mach.bind_tracer(tracer)
+    assert session.machines["g"].groups == {
+        "Connected": list(ConnectedGroups.Connected)
+    }
+    # a group naming a state the machine lacks is left out
+    other = am.Machine({ConnectedStates.Connected: S()}, id="h")
+    other.bind_tracer(tracer)
+    assert session.machines["h"].groups == {}
+    # one tracer, two machines (and a child): each transition lands on its own
+    child = am.Machine({"C": S()}, id="child", parent=other)
+    mach.add1(ConnectedStates.Connecting)
+    other.add1(ConnectedStates.Connected)
+    child.add1("C")
+    assert session.machines["child"].parent_id == "h"
+    for mid, state in (("g", "Connecting"), ("h", "Connected"), ("child", "C")):
+        (tx,) = session.machines[mid].transitions
+        assert tx.called == [state] and tx.accepted
+    with pytest.raises(TypeError, match="groups must be"):
+        DebugTracer(print, groups=["A"])
+    with pytest.raises(TypeError, match="group 'x'"):
+        DebugTracer(print, groups={"x": "AB"})
+
+
+async def test_clock_deltas_of_a_big_machine_survive_a_restart() -> None:
+    # more than _DELTA_MIN states: a Sender gets clock deltas
+    schema = {f"S{i}": S(remove=[f"S{i + 1}"] if i < 39 else []) for i in range(40)}
+    schema["S0"] = S(multi=True, remove=["S1"])
+
+    class Gate:
+        def S5Enter(self, e: am.Event) -> bool:
+            return False
+
+    m = am.Machine(schema, id="big")
+    m.bind_handlers(Gate())
+    own = Session()
+    m.bind_tracer(DebugTracer(lambda msg: apply_message(own, msg)))
+
+    def run(n: int) -> None:
+        for i in range(n):
+            m.add1(f"S{i % 8}")
+            m.can_add1("S3")
+            m.remove1(f"S{(i + 3) % 8}")
+
+    def check(col: Collector) -> None:
+        want = {t.id: t.clocks for t in own.machines["big"].transitions}
+        got = col.session.machines["big"].transitions
+        assert got
+        assert all(t.clocks == want[t.id] for t in got)
+
+    col = Collector("127.0.0.1:0")
+    sender: Sender | None = None
+    try:
+        async with col:
+            port = col.port
+            sender = Sender(f"127.0.0.1:{port}", max_queue=8, max_backoff=0.05)
+            m.bind_tracer(DebugTracer(sender.send))
+            run(2)
+            await _until(
+                col,
+                lambda: (
+                    "big" in col.session.machines
+                    and len(col.session.machines["big"].transitions)
+                    == len(own.machines["big"].transitions)
+                ),
+            )
+            check(col)
+        run(1)  # the collector is gone: this batch is lost
+        await _wait_thread_event(sender.disconnected)
+        run(5)  # a full queue: deltas dropped
+        assert sender.dropped >= 3
+        col2 = Collector(f"127.0.0.1:{port}")
+        async with col2:
+            await _wait_thread_event(sender.connected)
+            assert await anyio.to_thread.run_sync(sender.flush, 10)
+            dropped = sender.dropped
+            for _ in range(3):  # within the queue's room
+                run(1)
+                assert await anyio.to_thread.run_sync(sender.flush, 10)
+            assert sender.dropped == dropped
+            last = own.machines["big"].transitions[-1].id
+            await _until(
+                col2,
+                lambda: (
+                    "big" in col2.session.machines
+                    and bool(col2.session.machines["big"].transitions)
+                    and col2.session.machines["big"].transitions[-1].id == last
+                ),
+            )
+            check(col2)
+            assert col2.errors == 0
+            assert m.tick("S5") == 0  # the gate: canceled transitions too
     finally:
         if sender is not None:
             sender.close()

@@ -33,6 +33,7 @@ DOCS = [
     "docs/security.md",
     "docs/history.md",
     "docs/nats.md",
+    "docs/node.md",
     "docs/am-dbg.md",
 ]
 

@@ -33,3 +33,17 @@ def test_nats_without_nats_py_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "asyncmachine[nats]" in out.stdout
+
+
+def test_node_without_msgpack_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['msgpack'] = None\n"
+        "try:\n"
+        "    import asyncmachine.node\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "asyncmachine[node]" in out.stdout

@@ -539,7 +539,17 @@ class Machine(CoreMachine):
             if exc_type is None or issubclass(
                 exc_type, anyio.get_cancelled_exc_class()
             ):
-                return bool(await tg.__aexit__(exc_type, exc, tb))
+                try:
+                    return bool(await tg.__aexit__(exc_type, exc, tb))
+                except BaseException as raised:
+                    if exc is not None and raised is exc:
+                        # not suppressed: let the caller re-raise it. Raising
+                        # the same object again from an AsyncExitStack
+                        # callback makes contextlib set it as its own
+                        # __context__, and anyio's asyncio backend then loops
+                        # forever walking that chain
+                        return False
+                    raise
             # the block's own error propagates as it is, not in a group
             await tg.__aexit__(None, None, None)
             return False

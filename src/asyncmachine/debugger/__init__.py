@@ -2,13 +2,16 @@
 
 `bind_dbg(mach)` (or `AM_DBG_ADDR=1`) reports every transition of a machine,
 with steps and log lines, to a `Collector` (`am-dbg serve`), which keeps them
-in a `Session`. See docs/debugger.md.
+in a `Session`. `read_session` also reads sessions exported by Go's am-dbg
+(`.gob.br`). See docs/debugger.md.
 """
 
 from __future__ import annotations
 
 from ._collector import Collector as Collector
 from ._collector import apply_message as apply_message
+from ._go_import import GoImportError as GoImportError
+from ._go_import import read_go_session as read_go_session
 from ._gob import GobDecodeError as GobDecodeError
 from ._gob import GobInterface as GobInterface
 from ._gob import GobType as GobType
@@ -24,6 +27,7 @@ from ._session import read_session as read_session
 from ._session import write_session as write_session
 from ._tracer import DEFAULT_ADDR as DEFAULT_ADDR
 from ._tracer import DebugTracer as DebugTracer
+from ._tracer import NetworkMachine as NetworkMachine
 from ._tracer import Sender as Sender
 from ._tracer import bind_dbg as bind_dbg
 from ._tracer import close_senders as close_senders
@@ -39,11 +43,13 @@ __all__ = [
     "DEFAULT_ADDR",
     "Collector",
     "DebugTracer",
+    "GoImportError",
     "GobDecodeError",
     "GobInterface",
     "GobType",
     "LogEntry",
     "MachineRecord",
+    "NetworkMachine",
     "Sender",
     "Session",
     "Step",
@@ -58,6 +64,7 @@ __all__ = [
     "machine_record",
     "mermaid",
     "parse_addr",
+    "read_go_session",
     "read_session",
     "sender_for",
     "step_string",

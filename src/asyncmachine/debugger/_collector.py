@@ -18,7 +18,14 @@ import msgpack  # type: ignore[import-untyped]
 
 from ._model import LogEntry, Session
 from ._tracer import parse_addr
-from ._wire import MAX_FRAME, VERSION, machine_from_wire, tx_from_wire
+from ._wire import (
+    MAX_FRAME,
+    VERSION,
+    VERSIONS,
+    machine_from_wire,
+    tx_from_raw,
+    tx_from_wire,
+)
 
 __all__ = ["Collector", "apply_message"]
 
@@ -43,7 +50,32 @@ def apply_message(
         mid = str(msg["m"])
         if mid not in session.machines:
             raise ValueError(f"transition of unknown machine {mid!r}")
-        session.add_transition(mid, tx_from_wire(msg["x"]))
+        tx = tx_from_wire(msg["x"])
+        session._clocks[mid] = tx.clocks
+        session.add_transition(mid, tx)
+    elif t == "X":
+        states: dict[str, frozenset[str]] = {}
+        last = session._clocks
+        for raw in msg["xs"]:
+            mid = str(raw[0])
+            st = states.get(mid)
+            if st is None:
+                if mid not in session.machines:
+                    raise ValueError(f"transition of unknown machine {mid!r}")
+                st = states[mid] = frozenset(session.machines[mid].states)
+            delta = raw[11]
+            if isinstance(delta, dict):
+                # a clock delta: on top of the machine's last clock
+                base = last.get(mid)
+                if base is None:
+                    raise ValueError(f"a clock delta of {mid!r} without its clock")
+                clocks = list(base)
+                for i, tick in delta.items():
+                    clocks[int(i)] = int(tick)
+            else:
+                clocks = [int(c) for c in delta]
+            last[mid] = clocks
+            session.add_transition(mid, tx_from_raw(raw, st, clocks))
     elif t == "c":
         mach = session.machines.get(str(msg["m"]))
         if mach is not None:
@@ -59,9 +91,10 @@ def apply_message(
             mach.connected = False
             session.version += 1
     elif t == "h":
-        if msg.get("v") != VERSION:
+        if msg.get("v") not in VERSIONS:
             raise ValueError(
-                f"debug stream version {msg.get('v')!r}, this collector reads {VERSION}"
+                f"debug stream version {msg.get('v')!r}, this collector reads "
+                f"versions {VERSIONS[0]} to {VERSION}"
             )
     else:
         raise ValueError(f"unknown debug message type {t!r}")
@@ -151,7 +184,10 @@ class Collector:
                             raise ValueError(f"debug frame of {n} bytes")
                         if len(buf) < 4 + n:
                             break
-                        msg = msgpack.unpackb(bytes(buf[4 : 4 + n]), raw=False)
+                        # int map keys: clock deltas ({state index: tick})
+                        msg = msgpack.unpackb(
+                            bytes(buf[4 : 4 + n]), raw=False, strict_map_key=False
+                        )
                         del buf[: 4 + n]
                         if not isinstance(msg, dict):
                             raise ValueError("debug frame is not a map")

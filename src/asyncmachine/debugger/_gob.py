@@ -13,7 +13,7 @@ zero values are absent), `list` for slices and arrays, `dict` for maps,
 `time.Time` becomes an aware UTC `datetime`; other GobEncoder /
 BinaryMarshaler / TextMarshaler types stay `bytes`.
 
-See docs/debugger-go-sessions.md.
+See docs/debugger.md, "Go sessions".
 """
 
 from __future__ import annotations
@@ -113,6 +113,12 @@ class _Buf:
         return out
 
     def uint(self, what: str = "unsigned integer") -> int:
+        pos = self.pos
+        if pos < self.end:
+            b = self.data[pos]
+            if b < 0x80:  # the common one-byte case
+                self.pos = pos + 1
+                return b
         b = self.byte(what)
         if b < 0x80:
             return b
@@ -252,6 +258,12 @@ class _Decoder:
     def _value(self, buf: _Buf, tid: int, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise buf.fail(f"values nested deeper than {MAX_DEPTH}")
+        if tid == _STRING:  # the commonest, first
+            raw = buf.take(buf.count("string length"), "string")
+            try:
+                return raw.decode()
+            except UnicodeDecodeError:
+                return raw.decode(errors="surrogateescape")
         if tid == _INTERFACE:
             return self._interface(buf, depth)
         if tid in _PRIMITIVES:
@@ -259,14 +271,20 @@ class _Decoder:
         t = self.types.get(tid)
         if t is None:
             raise buf.fail(f"undefined type id {tid}")
-        if t.kind == "struct":
+        kind = t.kind
+        if kind == "struct":
             return self._struct(buf, t, depth)
-        if t.kind in ("slice", "array"):
-            n = buf.count(f"{t.kind} length")
-            if t.kind == "array" and n != t.length:
+        if kind in ("slice", "array"):
+            n = buf.count("slice length" if kind == "slice" else "array length")
+            if kind == "array" and n != t.length:
                 raise buf.fail(f"array length {n}, type {t.name!r} wants {t.length}")
-            return [self._value(buf, t.elem, depth + 1) for _ in range(n)]
-        if t.kind == "map":
+            elem, depth = t.elem, depth + 1
+            if elem in (_UINT, _INT):  # clocks, indexes
+                prim = buf.uint if elem == _UINT else buf.sint
+                return [prim() for _ in range(n)]
+            value = self._value
+            return [value(buf, elem, depth) for _ in range(n)]
+        if kind == "map":
             n = buf.count("map length")
             out: dict[Any, Any] = {}
             for _ in range(n):
@@ -284,15 +302,17 @@ class _Decoder:
     def _struct(self, buf: _Buf, t: GobType, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         num = -1
+        fields, nfields = t.fields, len(t.fields)
+        uint, value, depth = buf.uint, self._value, depth + 1
         while True:
-            delta = buf.uint("field delta")
+            delta = uint("field delta")
             if delta == 0:
                 return out
             num += delta
-            if num >= len(t.fields):
+            if num >= nfields:
                 raise buf.fail(f"field number {num} out of range for struct {t.name!r}")
-            name, ftid = t.fields[num]
-            out[name] = self._value(buf, ftid, depth + 1)
+            name, ftid = fields[num]
+            out[name] = value(buf, ftid, depth)
 
     def _single(self, buf: _Buf, tid: int, depth: int) -> Any:
         """A top-level or interface value: non-structs follow a 0 field delta."""

@@ -86,11 +86,13 @@ class TransitionRecord:
 
     def size(self) -> int:
         """An estimate of this record's memory, in bytes (for the cap)."""
-        n = 200 + 8 * len(self.clocks) + 60 * len(self.called)
-        n += sum(100 + len(s.state) + len(s.source) + len(s.data) for s in self.steps)
-        n += sum(80 + len(e.text) for e in self.logs)
-        n += sum(80 + len(e.text) for e in self.pre_logs)
-        n += sum(100 + len(k) + len(v) for k, v in self.args.items())
+        n = 200 + 8 * len(self.clocks) + 60 * len(self.called) + 120 * len(self.steps)
+        if self.logs:
+            n += sum(80 + len(e.text) for e in self.logs)
+        if self.pre_logs:
+            n += sum(80 + len(e.text) for e in self.pre_logs)
+        if self.args:
+            n += sum(100 + len(k) + len(v) for k, v in self.args.items())
         return n
 
 
@@ -147,6 +149,10 @@ class Session:
         factory=list, repr=False, eq=False, alias="_order"
     )
     _head: int = attrs.field(default=0, repr=False, eq=False, alias="_head")
+    # the last clock of each machine, for clock deltas (apply_message)
+    _clocks: dict[str, list[int]] = attrs.field(
+        factory=dict, repr=False, eq=False, alias="_clocks"
+    )
 
     def add_machine(self, machine: MachineRecord) -> MachineRecord:
         """Add (or replace the schema of) a machine; keeps known transitions."""

@@ -2,13 +2,11 @@
 
 Layout: the 8-byte magic `AMDBG\\x00\\x01\\n` (format version 1), then zlib
 over one msgpack map `{"v": 1, "machines": [...], "dropped": n}`. Go's
-am-dbg sessions (`.gob.br`) are read by `asyncmachine.debugger._go_import`
-when installed. See docs/debugger.md.
+am-dbg exports (`.gob.br`) are read by `read_go_session`. See docs/debugger.md.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import zlib
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from ._go_import import GoImportError, read_go_session
 from ._model import Session
 from ._wire import machine_from_wire, machine_to_wire
 
@@ -44,24 +43,27 @@ def write_session(path: str | os.PathLike[str], session: Session) -> None:
 
 
 def read_session(path: str | os.PathLike[str], max_memory: int = 0) -> Session:
-    """Read a session file; `.gob.br` files go to the Go session importer.
+    """Read a session file, or a session exported by Go's am-dbg.
 
-    Raises ValueError naming the file when it is not a session file, has
-    another version, or is damaged.
+    Files named `*.gob.br` / `*.gob`, and files without this format's magic,
+    go to `read_go_session` (docs/debugger.md, "Go sessions").
+
+    Raises:
+        ValueError: naming the file when it is neither a session file nor a
+            Go export, has another version, or is damaged (`GoImportError`, a
+            ValueError, for Go exports).
     """
     p = Path(path)
-    if p.name.endswith(".gob.br"):
-        try:
-            mod = importlib.import_module("asyncmachine.debugger._go_import")
-        except ImportError as exc:
-            raise ValueError(
-                f"{p}: reading Go am-dbg sessions (.gob.br) is not available"
-            ) from exc
-        session: Session = mod.read_go_session(p)
-        return session
+    if p.name.endswith((".gob.br", ".gob")):
+        return read_go_session(p, max_memory)
     data = p.read_bytes()
     if data[:5] != MAGIC[:5] or len(data) < len(MAGIC):
-        raise ValueError(f"{p}: not an am-dbg session file")
+        try:
+            return read_go_session(data, max_memory, name=str(p))
+        except GoImportError as exc:
+            raise ValueError(
+                f"{p}: not an am-dbg session file, nor a Go am-dbg export: {exc}"
+            ) from exc
     if data[: len(MAGIC)] != MAGIC:
         raise ValueError(
             f"{p}: session file version {data[6]}, this reader reads {FORMAT_VERSION}"

@@ -7,21 +7,30 @@ or awaits, under asyncio, trio or no loop at all. See docs/debugger.md.
 
 from __future__ import annotations
 
-import contextlib
+import collections
+import functools
 import os
-import queue
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .._args import args_log_fields
-from .._resolve import change_steps
+from .._export import _TICKS
+from .._resolve import change_steps, relation_steps
 from .._tracer import Tracer
-from ._model import MachineRecord, StepType
-from ._wire import VERSION, encode_frame, machine_to_wire
+from .._types import MutationType, StepType
+from ._model import MachineRecord
+from ._wire import (
+    VERSION,
+    encode_frame,
+    machine_to_wire,
+    packb,
+    tx_from_raw,
+    tx_to_wire,
+)
 
 if TYPE_CHECKING:
     from .._runtime import Machine
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ADDR",
     "DebugTracer",
+    "NetworkMachine",
     "Sender",
     "bind_dbg",
     "close_senders",
@@ -40,10 +50,6 @@ __all__ = [
 
 DEFAULT_ADDR = "localhost:6831"
 """Where `AM_DBG_ADDR=1` points (Go's default am-dbg port)."""
-
-_SUFFIXES = ("Enter", "Exit", "State", "End")
-_HANDLER = int(StepType.HANDLER)
-_CANCEL = int(StepType.CANCEL)
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -86,17 +92,52 @@ def machine_record(mach: Machine) -> MachineRecord:
 
 
 class _MachState:
-    __slots__ = ("cur", "logs", "pre_logs", "rec", "steps")
+    __slots__ = (
+        "big",
+        "cur",
+        "full",
+        "handlers",
+        "idi",
+        "ids",
+        "logs",
+        "mid",
+        "mt2",
+        "plan0",
+        "pre_logs",
+        "states",
+        "t0",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, mid: str, states: frozenset[str]) -> None:
+        self.mid = mid
+        self.states = states
         self.cur: Transition | None = None
-        self.rec: dict[str, Any] | None = None
-        self.steps: list[Any] = []
-        self.logs: list[list[Any]] = []
-        self.pre_logs: list[list[Any]] = []
+        self.plan0: Any = None
+        self.t0 = 0.0
+        self.handlers: list[str] | None = None
+        self.logs: list[tuple[int, str, float]] = []
+        self.pre_logs: list[tuple[int, str, float]] = []
+        # transition ids, from a batch of random bytes (per machine: one
+        # thread)
+        self.ids = ""
+        self.idi = 0
+        # clock deltas (docs/debugger.md, "Cost"): for machines of more than
+        # _DELTA_MIN states bound to a Sender; `full` asks for a whole clock
+        self.big = False
+        self.full = True
+        self.mt2 = 0
 
 
 _MAX_CACHE = 4096
+_now = time.time
+_DELTA_MIN = 32
+"""Machines with more states send clock deltas (bound to a Sender)."""
+_REMOVE = int(StepType.REMOVE)
+_SET = int(StepType.SET)
+# the machine ticks' own dict: empty (no machine ever imported) is the fast
+# case, without WeakKeyDictionary's Python-level lookup
+_TICKS_DATA: dict[Any, int] = _TICKS.data  # type: ignore[attr-defined]
+_MTYPES = {t: str(t) for t in MutationType}
 
 
 class DebugTracer(Tracer):
@@ -105,20 +146,50 @@ class DebugTracer(Tracer):
     Records go to `emit` as wire messages (`_wire`): a machine record when a
     machine binds, then one message per transition. Inheritable: child
     machines report too. `steps` / `logs` switch steps and log lines off.
+    `groups` names groups of states for the machine record: a mapping, or a
+    `FooGroups` class of `asyncmachine.states` (groups naming a state the
+    machine lacks are left out).
+
+    Bound to a `Sender` (`emit` is its `send`, as with `bind_dbg`), a
+    transition costs one flat tuple of plain values on the sender's queue,
+    its steps pre-packed once per resolution plan; the sender's thread packs
+    the tuples in batches (docs/debugger.md, "Cost").
     """
 
-    def __init__(self, emit: Emit, *, steps: bool = True, logs: bool = True) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        steps: bool = True,
+        logs: bool = True,
+        groups: Any = None,
+    ) -> None:
         self.emit: Emit = emit
-        """Where the messages go (a `Sender.send`, or `Session.apply`)."""
+        """Where the messages go (a `Sender.send`, or `apply_message`)."""
         self.steps: bool = steps
         """Record transition steps."""
         self.logs: bool = logs
         """Record log lines."""
+        self.groups: dict[str, list[str]] = _groups(groups)
+        """Named groups of states, sent with each machine's record."""
         self.sender: Sender | None = None
         """The sender `bind_dbg` created or shared, if any."""
         self._m: dict[str, _MachState] = {}
-        self._cache: dict[Any, tuple[Any, Any]] = {}
-        self._handler_states: dict[str, str] = {}
+        # the machine's state while only one machine is bound (the common
+        # case): no lookup by id
+        self._one: _MachState | None = None
+        # per resolution plan: (called, type and relation steps) and the
+        # change steps, each msgpack-packed once
+        self._cache: dict[Any, tuple[bytes, bytes | None]] = {}
+        owner = getattr(emit, "__self__", None)
+        if isinstance(owner, Sender) and getattr(emit, "__func__", None) is (
+            Sender.send
+        ):
+            self.sender = owner
+            self._push: Callable[[tuple[Any, ...]], None] = owner._push
+        else:
+            self._push = self._emit_raw
+        self._snd: Sender | None = self.sender
 
     def inheritable(self) -> bool:
         """Child machines report to the same place."""
@@ -126,117 +197,238 @@ class DebugTracer(Tracer):
 
     def machine_init(self, machine: Machine) -> None:
         """Send the machine's record and start capturing its log lines."""
-        self._m[machine.id] = ms = _MachState()
-        msg = machine_to_wire(machine_record(machine))
+        rec = machine_record(machine)
+        if self.groups:
+            have = set(rec.states)
+            rec.groups = {
+                k: v for k, v in self.groups.items() if all(s in have for s in v)
+            }
+        self._m[machine.id] = ms = _MachState(machine.id, frozenset(rec.states))
+        self._one = ms if len(self._m) == 1 else None
+        ms.big = self._snd is not None and len(rec.states) > _DELTA_MIN
+        msg = machine_to_wire(rec)
         msg["t"] = "m"
         self.emit(msg)
         if self.logs:
             old = machine.logger
+            now = time.time
 
             def sink(level: Any, text: str) -> None:
-                entry = [int(level), text, time.time()]
-                tx = machine.transition
-                if tx is not None and not tx.is_completed:
+                if ms.cur is not None:
                     # this transition's line (maybe logged before its init)
-                    ms.logs.append(entry)
+                    ms.logs.append((level, text, now()))
                 else:
-                    ms.pre_logs.append(entry)
+                    tx = machine.transition
+                    if tx is not None and not tx.is_completed:
+                        ms.logs.append((level, text, now()))
+                    else:
+                        ms.pre_logs.append((level, text, now()))
                 old(level, text)
 
             machine.logger = sink
 
-    def _plan_steps(self, transition: Transition) -> tuple[Any, Any]:
-        # (relation steps, change steps) in wire form, cached per plan
-        plan = transition._plan
-        got = self._cache.get(plan)
-        if got is None:
-            if len(self._cache) >= _MAX_CACHE:
-                self._cache.clear()
-            rel = tuple(
-                (int(t), st, src, d) for t, st, src, d in transition.relation_steps()
-            )
-            ch = tuple(
+    def _plan_blobs(
+        self, machine: Machine, mut: Mutation, plan: Any
+    ) -> tuple[bytes, bytes | None]:
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        if self.steps:
+            rel: Any = [
                 (int(t), st, src, d)
-                for t, st, src, d in change_steps(plan)  # the applied plan
+                for t, st, src, d in relation_steps(machine._cs, plan)
+            ]
+            ch: bytes | None = packb(
+                [(int(t), st, src, d) for t, st, src, d in change_steps(plan)]
             )
-            got = self._cache[plan] = (rel, ch)
+        else:
+            rel, ch = (), None
+        got = self._cache[plan] = (packb((mut.called, _MTYPES[mut.type], rel)), ch)
         return got
 
     def transition_init(self, transition: Transition) -> None:
-        """Start a record (relation steps are cached with the plan)."""
-        ms = self._m.get(transition.machine.id)
-        if ms is None:
-            return
-        ms.cur = transition
-        mut = transition.mutation
-        qt = mut.queue_tick
-        ms.rec = {
-            "id": transition.id,
-            "cs": mut.called,
-            "mt": str(mut.type),
-            "f": (mut.auto and 1) | (mut.is_check and 2) | (qt > 0 and 4),
-            "a": args_log_fields(mut.args) if mut.args else {},
-            "t0": time.time(),
-            "qt": qt,
-        }
-        ms.steps = list(self._plan_steps(transition)[0]) if self.steps else []
+        """Note the start (relation steps come from the plan, cached)."""
+        ms = self._one or self._m.get(transition.machine.id)
+        if ms is not None:
+            ms.cur = transition
+            ms.plan0 = transition._plan
+            ms.handlers = None
+            ms.t0 = _now()
 
     def handler_start(
         self, transition: Transition, binding_id: str, handler: str
     ) -> None:
-        """A HANDLER step."""
-        ms = self._m.get(transition.machine.id)
-        if ms is None or not self.steps:
-            return
-        state = self._handler_states.get(handler)
-        if state is None:
-            state = ""
-            for suf in _SUFFIXES:
-                if (
-                    handler.endswith(suf)
-                    and handler[: -len(suf)] in transition.machine.schema
-                ):
-                    state = handler[: -len(suf)]
-                    break
-            if len(self._handler_states) >= _MAX_CACHE:
-                self._handler_states.clear()
-            self._handler_states[handler] = state
-        ms.steps.append((_HANDLER, state, "", handler))
+        """A HANDLER step (its state is derived by the reader)."""
+        if self.steps:
+            ms = self._one or self._m.get(transition.machine.id)
+            if ms is not None and ms.cur is transition:
+                h = ms.handlers
+                if h is None:
+                    ms.handlers = [handler]
+                else:
+                    h.append(handler)
 
     def transition_end(self, transition: Transition) -> None:
-        """Finish the record and emit it."""
+        """Finish the record: one flat tuple to the sender."""
         mach = transition.machine
-        ms = self._m.get(mach.id)
-        rec = ms.rec if ms is not None else None
-        if ms is None or rec is None or ms.cur is not transition:
+        ms = self._one or self._m.get(mach.id)
+        if ms is None or ms.cur is not transition:
             return
+        ms.cur = None
+        mut = transition.mutation
+        plan0 = ms.plan0
+        got = self._cache.get(plan0) or self._plan_blobs(mach, mut, plan0)
         ok = transition.is_accepted
-        rec["ok"] = ok
-        steps = ms.steps
-        if self.steps:
-            if not ok and steps and steps[-1][0] == _HANDLER:
-                # canceled by the last handler called
-                last = steps[-1]
-                steps.append((_CANCEL, last[1], "", last[3]))
-            if ok and not transition.mutation.is_check:
-                steps.extend(self._plan_steps(transition)[1])
-        rec["s"] = steps
-        rec["c"] = list(mach.time())
-        rec["l"] = ms.logs
-        rec["pl"] = ms.pre_logs
-        rec["t1"] = time.time()
-        rec["mt2"] = mach.machine_tick
-        ms.logs, ms.pre_logs, ms.steps = [], [], []
-        ms.cur = ms.rec = None
-        self.emit({"t": "x", "m": mach.id, "x": rec})
+        if not ok or mut.is_check:
+            ch = None
+        elif transition._plan is plan0:
+            ch = got[1]
+        else:  # negotiation changed the plan
+            plan = transition._plan
+            ch = (self._cache.get(plan) or self._plan_blobs(mach, mut, plan))[1]
+        hs = ms.handlers
+        if hs is not None:
+            ms.handlers = None
+        lg: list[tuple[int, str, float]] | None = ms.logs
+        if lg:
+            ms.logs = []
+        else:
+            lg = None
+        pl: list[tuple[int, str, float]] | None = ms.pre_logs
+        if pl:
+            ms.pre_logs = []
+        else:
+            pl = None
+        tid = transition._id
+        if not tid:
+            # ids from a batch of random bytes (Transition.id, cheaper)
+            i = ms.idi
+            if i >= len(ms.ids):
+                ms.ids = os.urandom(2048).hex()
+                i = 0
+            tid = transition._id = ms.ids[i : i + 16]
+            ms.idi = i + 16
+        qt = mut.queue_tick
+        mt2 = _TICKS.get(mach, 0) if _TICKS_DATA else 0
+        snd = self._snd
+        if not ms.big:
+            clocks: Any = tuple(mach._ticks.values())
+        elif (
+            ms.full
+            or mt2 != ms.mt2
+            or (snd is not None and snd._skip and ms.mid in snd._skip)
+        ):
+            clocks = tuple(mach._ticks.values())
+            ms.full = False
+            ms.mt2 = mt2
+        elif mut.is_check:
+            clocks = {}
+        else:
+            # every tick a transition changes is one of its plan's (applied,
+            # or undone by a panic); unapplied ones repeat the current tick
+            ticks = mach._ticks
+            index = mach._index
+            clocks = {index[n]: ticks[n] for n, _, _ in transition._plan.apply}
+        rec = (
+            ms.mid,
+            tid,
+            got[0],
+            ch,
+            (mut.auto and 1) | (mut.is_check and 2) | (qt > 0 and 4),
+            args_log_fields(mut.args) if mut.args else None,
+            ms.t0,
+            _now(),
+            qt,
+            mt2,
+            ok,
+            clocks,
+            hs,
+            lg,
+            pl,
+        )
+        if snd is None:
+            self._push(rec)
+            return
+        # Sender._push, inlined (the hot path)
+        q = snd._q
+        if len(q) >= snd.max_queue:
+            snd._drop(ms.mid)
+            ms.full = True  # the collector missed a delta
+            return
+        q.append(rec)
+        if snd._idle:
+            snd._idle = False
+            snd._wake.set()
 
-    def mutation_queued(self, machine: Machine, mutation: Mutation) -> None:
-        """Not recorded (a queued mutation shows as its transition)."""
+    def _remote(
+        self, mirror: Machine, changes: tuple[tuple[str, int], ...], qt: int
+    ) -> None:
+        # a network machine's clock push, as a SET of the states active after
+        ms = self._m.get(mirror.id)
+        if ms is None:
+            return
+        now = time.time()
+        steps = [(_REMOVE, s, "", "") for s, t in changes if not t & 1]
+        steps += [(_SET, s, "", "") for s, t in changes if t & 1]
+        pl = ms.pre_logs or None
+        ms.pre_logs = []
+        self._push(
+            (
+                ms.mid,
+                os.urandom(8).hex(),
+                packb((list(mirror.active_states), "set", [])),
+                packb(steps if self.steps else []),
+                4 if qt > 0 else 0,
+                None,
+                now,
+                now,
+                qt,
+                0,
+                True,
+                tuple(mirror._ticks.values()),
+                None,
+                None,
+                pl,
+            )
+        )
+
+    def _emit_raw(self, raw: tuple[Any, ...]) -> None:
+        # not bound to a Sender: hand `emit` a plain "x" message
+        ms = self._m.get(raw[0])
+        states = ms.states if ms is not None else frozenset()
+        self.emit({"t": "x", "m": raw[0], "x": tx_to_wire(tx_from_raw(raw, states))})
 
     def machine_dispose(self, machine_id: str) -> None:
         """Tell the collector the machine is gone."""
         if self._m.pop(machine_id, None) is not None:
+            self._one = next(iter(self._m.values())) if len(self._m) == 1 else None
             self.emit({"t": "d", "m": machine_id})
+
+
+def _groups(groups: Any) -> dict[str, list[str]]:
+    """A mapping or a `FooGroups` class as `{name: [state, ...]}`."""
+    if groups is None:
+        return {}
+    if isinstance(groups, Mapping):
+        items = list(groups.items())
+    elif isinstance(groups, type):
+        items = [
+            (k, v)
+            for k, v in vars(groups).items()
+            if not k.startswith("_") and isinstance(v, (list, tuple))
+        ]
+    else:
+        raise TypeError(
+            f"groups must be a mapping or a Groups class, got {type(groups).__name__}"
+        )
+    out: dict[str, list[str]] = {}
+    for k, v in items:
+        if isinstance(v, str) or not all(isinstance(s, str) for s in v):
+            raise TypeError(f"group {k!r} must be a list of state names")
+        out[str(k)] = list(v)
+    return out
+
+
+_BATCH = 512
 
 
 class Sender:
@@ -269,7 +461,21 @@ class Sender:
         """Messages sent."""
         self.max_backoff: float = max_backoff
         """The longest wait between reconnects, in seconds."""
-        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queue)
+        self.max_queue: int = max_queue
+        """The queue's bound (messages)."""
+        # a deque: appends are atomic and cheap; the thread sleeps on _wake
+        # only when idle (docs/debugger.md, "Cost")
+        self._q: collections.deque[Any] = collections.deque()
+        self._idle = False
+        self._busy = False
+        # maps (not transition tuples) queued: _maps_in - _maps_out; each
+        # counter has one writer thread
+        self._maps_in = 0
+        self._maps_out = 0
+        # machines whose transitions were lost in a failed send: their
+        # clock deltas are dropped (and counted) until a whole clock passes
+        self._skip: set[str] = set()
+        self._wake = threading.Event()
         self._machines: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -278,6 +484,22 @@ class Sender:
             target=self._loop, name=f"am-dbg-sender-{self.addr[1]}", daemon=True
         )
         self._thread.start()
+
+    def _drop(self, mid: str) -> None:
+        with self._lock:
+            self.dropped += 1
+            self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
+
+    def _push(self, item: Any) -> None:
+        # the tracer's hot path: a transition tuple (its machine id first)
+        q = self._q
+        if len(q) >= self.max_queue:
+            self._drop(item[0])
+            return
+        q.append(item)
+        if self._idle:
+            self._idle = False
+            self._wake.set()
 
     def send(self, msg: dict[str, Any]) -> None:
         """Queue `msg` without blocking (machine records are also kept)."""
@@ -288,19 +510,20 @@ class Sender:
         elif t == "d":
             with self._lock:
                 self._machines.pop(msg["m"], None)
-        try:
-            self._q.put_nowait(msg)
-        except queue.Full:
-            mid = str(msg.get("m", msg.get("id", "")))
-            with self._lock:
-                self.dropped += 1
-                self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
+        if len(self._q) >= self.max_queue:
+            self._drop(str(msg.get("m", msg.get("id", ""))))
+            return
+        self._maps_in += 1  # before the append: _take counts it (one writer)
+        self._q.append(msg)
+        if self._idle:
+            self._idle = False
+            self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until the queue is empty (True) or `timeout` passed."""
+        """Wait until the queue is empty and sent (True) or `timeout` passed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._q.unfinished_tasks == 0:
+            if not self._q and not self._busy:
                 return True
             self._stop.wait(0.005)
         return False
@@ -308,8 +531,7 @@ class Sender:
     def close(self) -> None:
         """Stop the thread (queued messages are sent if connected)."""
         self._stop.set()
-        with contextlib.suppress(queue.Full):
-            self._q.put_nowait(None)
+        self._wake.set()
         self._thread.join(5)
 
     def _hello(self, sock: socket.socket) -> None:
@@ -350,20 +572,35 @@ class Sender:
                 self.disconnected.set()
                 sock.close()
 
-    def _pump(self, sock: socket.socket) -> None:
+    def _take(self) -> tuple[list[Any], bool]:
+        """Wait for messages (or a stop) and take a batch of them (and
+        whether it holds maps, not only transition tuples)."""
         q = self._q
-        while True:
-            msg = q.get()
+        while not q:
+            if self._stop.is_set():
+                return [], False
+            self._idle = True
+            if q:
+                self._idle = False
+                break
+            self._wake.wait(0.5)
+            self._wake.clear()
+            self._idle = False
+        if len(q) < _BATCH:
             # let a batch gather: fewer wake-ups, less GIL contention
-            self._stop.wait(0.002)
-            batch = [msg]
-            while len(batch) < 4096:
-                try:
-                    batch.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(m is None for m in batch)
-            msgs = [m for m in batch if m is not None]
+            self._stop.wait(0.005)
+        self._busy = True
+        pop = q.popleft
+        n = min(len(q), 16 * _BATCH)
+        maps = self._maps_in != self._maps_out
+        return [pop() for _ in range(n)], maps
+
+    def _pump(self, sock: socket.socket) -> None:
+        while True:
+            batch, maps = self._take()
+            if not batch:
+                self._busy = False
+                return  # stopped
             with self._lock:
                 counts = {
                     k: v
@@ -371,32 +608,62 @@ class Sender:
                     if self._reported.get(k) != v
                 }
                 self._reported.update(counts)
-            # the collector never writes: a readable socket is a closed one
-            readable, _, _ = select.select([sock], [], [], 0)
-            closed = bool(readable) and not sock.recv(1, socket.MSG_PEEK)
             frames = [
                 encode_frame({"t": "c", "m": k, "n": v}) for k, v in counts.items()
             ]
-            frames += [encode_frame(m) for m in msgs]
+            run: list[tuple[Any, ...]] = []
+            skip = self._skip
+            if not maps and not skip:  # transitions only (the common case)
+                frames += [
+                    encode_frame({"t": "X", "xs": batch[i : i + _BATCH]})
+                    for i in range(0, len(batch), _BATCH)
+                ]
+                out = batch
+                mixed: list[Any] = []
+            else:
+                out = mixed = []
+                for m in batch:
+                    if type(m) is tuple and skip and m[0] in skip:
+                        if type(m[11]) is dict:
+                            self._drop(m[0])  # a delta without its base
+                            continue
+                        skip.discard(m[0])
+                    out.append(m)
+            for m in mixed:
+                if type(m) is tuple:
+                    run.append(m)
+                    if len(run) >= _BATCH:
+                        frames.append(encode_frame({"t": "X", "xs": run}))
+                        run = []
+                else:
+                    if run:
+                        frames.append(encode_frame({"t": "X", "xs": run}))
+                        run = []
+                    self._maps_out += 1
+                    frames.append(encode_frame(m))
+            if run:
+                frames.append(encode_frame({"t": "X", "xs": run}))
             try:
-                if closed:
+                # the collector never writes: a readable socket is a closed one
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable and not sock.recv(1, socket.MSG_PEEK):
                     raise ConnectionResetError("the collector closed the connection")
                 sock.sendall(b"".join(frames))
             except OSError:
                 # the batch is lost: count its transitions as dropped
                 with self._lock:
-                    for m in msgs:
-                        if m.get("t") == "x":
-                            mid = str(m["m"])
+                    for m in out:
+                        mid = m[0] if type(m) is tuple else m.get("m")
+                        if type(m) is tuple or m.get("t") == "x":
                             self.dropped += 1
                             self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
-                for _ in batch:
-                    q.task_done()
+                        if type(m) is tuple:
+                            skip.add(mid)
+                self._busy = False
                 raise
-            self.sent += len(msgs)
-            for _ in batch:
-                q.task_done()
-            if stop or self._stop.is_set():
+            self.sent += len(out)
+            self._busy = False
+            if self._stop.is_set() and not self._q:
                 return
 
 
@@ -409,18 +676,34 @@ _SENDERS: dict[str, Sender] = {}
 _SENDERS_LOCK = threading.Lock()
 
 
+class NetworkMachine(Protocol):
+    """An aRPC client's network machine (`asyncmachine.rpc.NetMachine`), as
+    `bind_dbg` sees it."""
+
+    _mirror: Machine
+    _observers: list[Callable[[tuple[tuple[str, int], ...], int], None]]
+
+    @property
+    def id(self) -> str:
+        """The network machine's id."""
+
+
 def bind_dbg(
-    mach: Machine,
+    mach: Machine | NetworkMachine,
     addr: str | None = None,
     *,
     steps: bool = True,
     logs: bool = True,
+    groups: Any = None,
 ) -> DebugTracer | None:
     """Report `mach` (and its children) to the am-dbg collector at `addr`.
 
     `addr` defaults to the `AM_DBG_ADDR` environment variable (`1` means
     localhost:6831); with neither, nothing is bound and None is returned.
-    One `Sender` thread is shared per address. See docs/debugger.md.
+    One `Sender` thread is shared per address. `groups` names groups of
+    states (a mapping or a `FooGroups` class). An aRPC client's network
+    machine (`client.net_mach`) reports each clock push it receives as a
+    transition. See docs/debugger.md.
     """
     if addr is None:
         addr = os.environ.get("AM_DBG_ADDR", "")
@@ -431,9 +714,14 @@ def bind_dbg(
         sender = _SENDERS.get(key)
         if sender is None:
             sender = _SENDERS[key] = Sender(key)
-    tracer = DebugTracer(sender.send, steps=steps, logs=logs)
-    tracer.sender = sender
-    mach.bind_tracer(tracer)
+    tracer = DebugTracer(sender.send, steps=steps, logs=logs, groups=groups)
+    mirror = getattr(mach, "_mirror", None)
+    observers = getattr(mach, "_observers", None)
+    if mirror is not None and isinstance(observers, list):
+        mirror.bind_tracer(tracer)
+        observers.append(functools.partial(tracer._remote, mirror))
+    else:
+        cast("Machine", mach).bind_tracer(tracer)
     return tracer
 
 

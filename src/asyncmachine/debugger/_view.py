@@ -40,6 +40,8 @@ def step_string(step: Step) -> str:
             a, b = step.state, step.source
         return f"**{a}** {rel} **{b}**" if a else f"{rel} **{b}**"
     word = _WORD[step.type]
+    if step.type is StepType.REMOVE and step.data == "passive":
+        word = "deactivate-passive"  # an already inactive state (Go sessions)
     if step.type is StepType.HANDLER:
         if step.state and step.data.startswith(step.state):
             return f"{word} **{step.state}**{step.data[len(step.state) :]}"
@@ -95,13 +97,15 @@ def mermaid(machine: MachineRecord, tx: TransitionRecord) -> str:
                 a, b = st.source, st.state
             else:
                 a, b = st.state, st.source
-            edges.append(f"    {ids[a]} -->|{rel}| {ids[b]}")
+            if a in ids and b in ids:
+                edges.append(f"    {ids[a]} -->|{rel}| {ids[b]}")
         elif st.type is StepType.REQUESTED:
             marks[st.state] = "called"
         elif st.type is StepType.SET:
             marks[st.state] = "activate"
         elif st.type is StepType.REMOVE:
-            marks[st.state] = "deactivate"
+            passive = st.data == "passive"
+            marks[st.state] = "deactivate-passive" if passive else "deactivate"
         elif st.type is StepType.CANCEL and st.state:
             marks[st.state] = "cancel"
     active = set(tx.active(machine.states))

@@ -2,8 +2,9 @@
 
 A connection is a sequence of frames: a 4-byte big-endian length, then a
 msgpack map. The first frame is the hello `{"t": "h", "v": VERSION}`; then
-machine records (`"m"`), transitions (`"x"`), drop counts (`"c"`) and
-disposals (`"d"`), in any order, a machine's record before its transitions.
+machine records (`"m"`), transitions (`"x"`, one map each, or `"X"`, a batch
+of flat arrays, see `tx_from_raw`), drop counts (`"c"`) and disposals
+(`"d"`), in any order, a machine's record before its transitions.
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ __all__ = [
     "encode_frame",
     "machine_from_wire",
     "machine_to_wire",
+    "packb",
+    "tx_from_raw",
     "tx_from_wire",
     "tx_to_wire",
 ]
 
-VERSION = 1
-"""Version of the wire format; a collector refuses other versions."""
+VERSION = 2
+"""Version of the wire format (2 added `"X"` batches); a collector reads
+versions 1 and 2 and refuses others."""
+VERSIONS = (1, 2)
+"""The versions a collector reads."""
 MAX_FRAME = 16 * 1024 * 1024
 """The largest frame a collector accepts, in bytes."""
 
@@ -90,6 +96,114 @@ def tx_from_wire(raw: dict[str, Any]) -> TransitionRecord:
         time_end=float(raw["t1"]),
         queue_tick=int(raw["qt"]),
         machine_tick=int(raw["mt2"]),
+    )
+
+
+_SUFFIXES = ("Enter", "Exit", "State", "End")
+
+
+def _handler_state(handler: str, states: frozenset[str] | set[str]) -> str:
+    for suf in _SUFFIXES:
+        if handler.endswith(suf) and handler[: -len(suf)] in states:
+            return handler[: -len(suf)]
+    return ""
+
+
+def packb(obj: Any) -> bytes:
+    """`obj` as msgpack bytes (the packing every frame uses)."""
+    out: bytes = msgpack.packb(obj, use_bin_type=True)
+    return out
+
+
+_STEP_TYPES = {int(t): t for t in StepType}
+_BLOBS: dict[bytes, Any] = {}
+
+
+def _steps(raw: Any) -> list[Step]:
+    return [Step(_STEP_TYPES[int(t)], str(s), str(src), str(d)) for t, s, src, d in raw]
+
+
+def _blob(b: bytes, plan: bool) -> Any:
+    # plan blobs repeat: unpack each once, into shared Step objects (bounded)
+    got = _BLOBS.get(b)
+    if got is None:
+        if len(_BLOBS) >= 4096:
+            _BLOBS.clear()
+        raw = msgpack.unpackb(b, raw=False)
+        if plan:
+            called, mtype, rel = raw
+            got = ([str(s) for s in called], str(mtype), _steps(rel))
+        else:
+            got = _steps(raw)
+        _BLOBS[b] = got
+    return got
+
+
+def tx_from_raw(
+    raw: list[Any] | tuple[Any, ...],
+    states: frozenset[str] | set[str],
+    clocks: list[int] | None = None,
+) -> TransitionRecord:
+    """A transition from the flat array the tracer captures (`"X"` batches).
+
+    Fields, in order: machine id, transition id, the plan blob, the change
+    blob (or nil), flags (1 auto, 2 check, 4 queued), args (or nil), start
+    and end time, queue tick, machine tick, accepted, clocks, handler names
+    (or nil), log lines (or nil), pre-log lines (or nil). The plan blob is
+    msgpack bytes of `[called states, mutation type, relation steps]`, the
+    change blob of `[change steps]` (packed once per resolution plan). Steps
+    are `[type, state, source, data]`, log lines `[level, text, time]`. A
+    handler's state is derived from its name and `states`; a canceled
+    transition's last handler gets a CANCEL step. The clocks field is an
+    array of every tick, or a map `{state index: tick}` of the ticks that
+    may have changed (machines of many states): pass the resolved `clocks`
+    then (`apply_message` keeps the last clock of each machine).
+    """
+    (
+        _mid,
+        tid,
+        plan,
+        changes,
+        flags,
+        args,
+        t0,
+        t1,
+        qt,
+        mt2,
+        ok,
+        raw_clocks,
+        handlers,
+        logs,
+        pre_logs,
+    ) = raw
+    called, mtype, rel = _blob(plan, True)
+    steps = list(rel)
+    if handlers:
+        hs = [(_handler_state(str(h), states), str(h)) for h in handlers]
+        steps += [Step(StepType.HANDLER, st, "", h) for st, h in hs]
+        if not ok:
+            # canceled by the last handler called
+            steps.append(Step(StepType.CANCEL, hs[-1][0], "", hs[-1][1]))
+    if changes is not None:
+        steps += _blob(changes, False)
+    flags = int(flags)
+    return TransitionRecord(
+        id=str(tid),
+        clocks=clocks if clocks is not None else [int(c) for c in raw_clocks],
+        called=list(called),
+        mutation=mtype,
+        accepted=bool(ok),
+        is_auto=bool(flags & 1),
+        is_check=bool(flags & 2),
+        is_queued=bool(flags & 4),
+        steps=steps,
+        logs=_logs_from_wire(logs or []),
+        pre_logs=_logs_from_wire(pre_logs or []),
+        args={str(k): str(v) for k, v in (args or {}).items()},
+        time=float(t0),
+        time_end=float(t1),
+        queue_tick=int(qt),
+        machine_tick=int(mt2),
     )
 
 

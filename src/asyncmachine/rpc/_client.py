@@ -82,13 +82,23 @@ class NetMachine:
     `NotConnectedError`; the last known clock stays readable.
     """
 
-    __slots__ = ("_client", "_mirror", "_queue_tick", "_queue_waiters", "source_id")
+    __slots__ = (
+        "_client",
+        "_mirror",
+        "_observers",
+        "_queue_tick",
+        "_queue_waiters",
+        "source_id",
+    )
 
     def __init__(self, client: Client, schema: am.Schema, id: str) -> None:
         self._client = client
         self._mirror = am.Machine(schema, id=id)
         self._queue_tick = 0
         self._queue_waiters: list[tuple[int, am.WhenEvent]] = []
+        # called with the changed (state, tick) pairs and the queue tick of
+        # each clock push (the debugger, docs/debugger.md)
+        self._observers: list[Callable[[tuple[tuple[str, int], ...], int], None]] = []
         self.source_id: str = ""
         """Id of the remote source machine (known after the handshake)."""
 
@@ -358,7 +368,10 @@ class NetMachine:
 
     def _apply(self, pairs: Iterable[tuple[int, int]], queue_tick: int) -> None:
         self._queue_tick = queue_tick
-        self._mirror._apply_remote_ticks(pairs)
+        changes = self._mirror._apply_remote_ticks(pairs)
+        if changes and self._observers:
+            for fn in self._observers:
+                fn(changes, queue_tick)
         if self._queue_waiters:
             self._wake_queue(queue_tick)
 
