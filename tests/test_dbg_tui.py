@@ -607,3 +607,20 @@ def test_long_steps_list_is_windowed() -> None:
             assert app.step == first
 
     asyncio.run(run())
+
+
+def test_opens_a_go_am_dbg_session() -> None:
+    go = Path(__file__).parent / "data" / "go" / "am-dbg-sim.gob.br"
+
+    async def run() -> None:
+        app = make_app(["-i", str(go), "mach://ps-4-disc/2"])
+        async with app.run_test(size=(140, 40)) as pilot:
+            assert "xps-4-disc |237" in _text(app, "#clients")
+            bar = _text(app, "#bar")
+            assert "tx 2/237" in bar and "add [RefreshingDiscoveries] ok" in bar
+            assert "called RefreshingDiscoveries" in _text(app, "#steps")
+            assert "[state] +RefreshingDiscoveries" in _text(app, "#log")
+            await pilot.press("end")
+            assert "tx 237/237" in _text(app, "#bar")
+
+    asyncio.run(run())
