@@ -270,7 +270,7 @@ def test_filters_search_views_and_play() -> None:
 def test_auto_checks_queued_empty_filters() -> None:
     session = demo_session(1)
     txs = session.machines["worker"].transitions
-    for tx in txs:  # every mutation here was queued; keep one marked
+    for tx in txs:  # only records of queued mutations carry it; mark one
         tx.is_queued = False
     txs[0].is_auto = True
     txs[1].is_check = True

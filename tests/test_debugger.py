@@ -403,6 +403,8 @@ async def test_collector_matches_each_machines_history() -> None:
                 [e.text for e in t.logs] for t in own.transitions
             ]
             assert [t.accepted for t in rec.transitions] == results[m.id]
+            # transitions that ran are never queued-mutation records
+            assert not any(t.is_queued for t in rec.transitions)
             assert False in results[m.id]  # the gate canceled some
             canceled = next(t for t in rec.transitions if not t.accepted)
             assert canceled.steps[-2:] == [

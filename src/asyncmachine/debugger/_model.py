@@ -61,6 +61,8 @@ class TransitionRecord:
     transition). `pre_logs` are the lines logged between the previous
     transition and this one; `logs` those logged during it. `time` and
     `time_end` are the source side's wall clock (seconds since the epoch).
+    `is_queued` marks a record of a mutation put in the queue, not a
+    transition that ran: Go's am-dbg sends those, our tracer does not.
     """
 
     id: str

@@ -333,7 +333,9 @@ class DebugTracer(Tracer):
             tid,
             got[0],
             ch,
-            (mut.auto and 1) | (mut.is_check and 2) | (qt > 0 and 4),
+            # never 4 (queued): as in Go, that flag marks a record of a mutation
+            # put in the queue, not a transition that ran (docs/debugger.md)
+            (mut.auto and 1) | (mut.is_check and 2),
             args_log_fields(mut.args) if mut.args else None,
             ms.t0,
             _now(),
@@ -377,7 +379,7 @@ class DebugTracer(Tracer):
                 os.urandom(8).hex(),
                 packb((list(mirror.active_states), "set", [])),
                 packb(steps if self.steps else []),
-                4 if qt > 0 else 0,
+                0,  # not a queued-mutation record (see transition_end)
                 None,
                 now,
                 now,
