@@ -250,9 +250,12 @@ class DebuggerApp(App[None]):
         """The narrow layout whatever the terminal's width."""
         self.gc_freeze: bool = gc_freeze
         """Move the session's objects out of the garbage collector's reach
-        (`gc.freeze`) on every frame while it grows: a full collection over
-        a big session stalls frames for hundreds of ms. For the `am-dbg`
-        process; records are acyclic, so they are still freed when dropped."""
+        (`gc.freeze`) on every frame while it grows, after collecting the
+        young generations: a full collection over a big session stalls
+        frames for hundreds of ms. For the `am-dbg` process; records are
+        acyclic, so they are still freed when dropped. A cycle that was alive
+        when frozen and dies later is not collected (small in practice:
+        screens and notifications)."""
         self.output_dir: Path = Path(output_dir)
         """Where `outputs` are written."""
         self.outputs: frozenset[str] = frozenset(outputs)
@@ -358,7 +361,11 @@ class DebuggerApp(App[None]):
         elif self.session.version != self._seen:
             self.refresh_views()
             if self.gc_freeze:
-                gc.freeze()  # O(1): the generations join the frozen one
+                # young cycles that are already garbage are collected first
+                # (cheap: only what the last frames made), so freezing does
+                # not keep them for good; survivors join the frozen set
+                gc.collect(1)
+                gc.freeze()
         elif self._clients_stale:
             self._set_clients()
 
