@@ -18,7 +18,8 @@ import textual
 from asyncmachine.debugger.tui import DebuggerApp
 from asyncmachine.debugger.tui._demo import demo_session
 
-# the Textual release the SVGs were made with: another one draws other bytes
+# the Textual release the SVGs were made with (the dev extra pins it): another
+# one draws other bytes
 TEXTUAL = "8.2.8"
 IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 VIEWS: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {
