@@ -78,11 +78,18 @@ FinalEntry = tuple[int, str, str, Methods]
 
 
 class _HandlerPlan:
-    __slots__ = ("final", "neg")
+    __slots__ = ("direct", "final", "neg")
 
-    def __init__(self, neg: tuple[NegEntry, ...], final: tuple[FinalEntry, ...]):
+    def __init__(
+        self,
+        neg: tuple[NegEntry, ...],
+        final: tuple[FinalEntry, ...],
+        direct: bool,
+    ):
         self.neg = neg
         self.final = final
+        # the handlers are called without `_call` (CoreMachine._direct)
+        self.direct = direct
 
 
 class _ZeroTicks(dict[str, int]):
@@ -319,7 +326,6 @@ class CoreMachine:
         if env_level is not None and int(log_level) == 0:
             log_level = env_level
         self._log_level = LogLevel(log_level)
-        self._handlers_changed()
         self.log_id: bool = True
         """Whether log lines start with the machine id's first 5 chars."""
         self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
@@ -339,6 +345,7 @@ class CoreMachine:
         if os.environ.get("AM_DEBUG") == "1":
             self.panic_to_exception = False
             self._handler_timeout = None
+        self._handlers_changed()
 
         if cs.relation_error:
             self._log(_CHANGES, f"[resolver] relation error: {cs.relation_error}")
@@ -408,6 +415,7 @@ class CoreMachine:
     @handler_timeout.setter
     def handler_timeout(self, value: float | None) -> None:
         self._handler_timeout = _check_timeout(value)
+        self._handlers_changed()
 
     @property
     def logger(self) -> LogSink:
@@ -605,20 +613,20 @@ class CoreMachine:
             # leftovers can only exist after an error stopped processing
             self._queue.clear()
             self._n = 0
-        mut = Mutation(mtype, called, args, False, False, self._p + 1)
         if self._log_level >= _OPS:
             self._log(_OPS, f"[queue:{mtype}] {' '.join(called)}{self._log_args(args)}")
         tracers = self._tracers
-        if tracers:
+        if tracers or self._watch_queue:
+            mut = Mutation(mtype, called, args, False, False, self._p + 1)
             for t in tracers:
                 t.mutation_queued(_api(self), mut)
-        self._p += 1
-        if tracers or self._watch_queue:
+            self._p += 1
             return self._process(mut)
+        self._p += 1
         # the common case of _process, inlined
         self._processing = True
         try:
-            result = self._run(mut)
+            result = self._transition(mtype, called, args, False, False, None)
             if self._queue:
                 self._run_queue()
         except BaseException:
@@ -744,19 +752,14 @@ class CoreMachine:
 
     # --------------------------------------------------------- transition
 
-    def _plan(self, mut: Mutation) -> Plan:
+    def _plan(
+        self, mtype: MutationType, called: tuple[str, ...], auto: bool, is_check: bool
+    ) -> Plan:
         mask = self._mask
-        key = (mut.type, mut.called, mask, mut.auto, mut.is_check)
+        key = (mtype, called, mask, auto, is_check)
         plan = self._plans.get(key)
         if plan is None:
-            plan = resolve(
-                self._cs,
-                mut.type,
-                mut.called,
-                self._active(mask),
-                mut.auto,
-                mut.is_check,
-            )
+            plan = resolve(self._cs, mtype, called, self._active(mask), auto, is_check)
             self._cache_plan(key, plan)
         return plan
 
@@ -853,7 +856,9 @@ class CoreMachine:
         add_final(_ANY_STATE, "", ANY_STATE)
         if not neg and not final:
             return None
-        return _HandlerPlan(tuple(neg), tuple(final))
+        calls = [(e[3], e[4]) for e in neg] + [(e[2], e[3]) for e in final]
+        sync = not any(n in b.async_names for n, methods in calls for b, _ in methods)
+        return _HandlerPlan(tuple(neg), tuple(final), sync and self._direct())
 
     def _call(
         self,
@@ -905,7 +910,9 @@ class CoreMachine:
 
     # ------------------------------------------------ runtime-layer hooks
 
-    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int = -1) -> None:
+    def _subs_after_tx(
+        self, args: dict[str, Any], plan: Plan, enters_done: int = -1
+    ) -> None:
         """Process subscriptions after an accepted transition (runtime).
 
         `enters_done` counts the entered states whose handlers ran (all of
@@ -933,10 +940,29 @@ class CoreMachine:
         )
 
     def _run(self, mut: Mutation) -> Result:
-        """Run one transition (docs/design/semantics.md §5.2)."""
-        plan = self._plans.get(
-            (mut.type, mut.called, self._mask, mut.auto, mut.is_check)
-        ) or self._plan(mut)
+        """Run one queued (or prepended) mutation."""
+        return self._transition(
+            mut.type, mut.called, mut.args, mut.auto, mut.is_check, mut
+        )
+
+    def _transition(
+        self,
+        mtype: MutationType,
+        called: tuple[str, ...],
+        args: dict[str, Any],
+        auto: bool,
+        is_check: bool,
+        mut: Mutation | None,
+    ) -> Result:
+        """Run one transition (docs/design/semantics.md §5.2).
+
+        `mut` is None for a mutation that runs as soon as it is made (no
+        tracer, not queued): its `Mutation`, with the queue tick P, is then
+        built only if a `Transition` is.
+        """
+        plan = self._plans.get((mtype, called, self._mask, auto, is_check))
+        if plan is None:
+            plan = self._plan(mtype, called, auto, is_check)
         tracers = self._tx_tracers
         if self._hp_off or not plan.accepted:
             hp = None
@@ -946,6 +972,8 @@ class CoreMachine:
                 hp = self._handler_plan(plan)
         tx: Transition | None = None
         if hp is not None or tracers:
+            if mut is None:
+                mut = Mutation(mtype, called, args, auto, is_check, self._p)
             tx = Transition(_api(self), mut, plan)
             self._tx = tx
         elif self._tx is not None:
@@ -954,14 +982,14 @@ class CoreMachine:
         if level >= _OPS:
             # logged once the transition exists, so a sink reading
             # `mach.transition` sees this one
-            args = self._log_args(mut.args)
-            if mut.auto:
+            log_args = self._log_args(args)
+            if auto:
                 if level >= _DECISIONS:
                     self._log(
-                        _DECISIONS, f"[{mut.type}:auto] {' '.join(mut.called)}{args}"
+                        _DECISIONS, f"[{mtype}:auto] {' '.join(called)}{log_args}"
                     )
             else:
-                self._log(_OPS, f"[{mut.type}] {' '.join(mut.called)}{args}")
+                self._log(_OPS, f"[{mtype}] {' '.join(called)}{log_args}")
             for lvl, text in plan.logs:
                 if lvl <= level:
                     self._log(lvl, text)
@@ -980,9 +1008,9 @@ class CoreMachine:
         if hp is not None and hp.neg:
             assert tx is not None
             try:
-                res = self._negotiate(tx, mut, plan, hp)
+                res = self._negotiate(tx, auto, plan, hp)
             except _Panic as p:
-                return self._panic(tx, plan, mut, p)
+                return self._panic(tx, plan, p)
             if res is None:
                 return _CANCELED
             plan = res
@@ -990,13 +1018,13 @@ class CoreMachine:
                 tx.is_accepted = False
                 self._end_tx(tx)
                 return _CANCELED
-        elif mut.auto:
+        elif auto:
             plan = self._re_resolve(plan, plan.target)
             if tx is not None:
                 tx._plan = plan
-                tx.target_states = list(plan.target)
+                tx._target = None
 
-        if mut.is_check:
+        if is_check:
             if tx is not None:
                 self._end_tx(tx)
             return _EXECUTED
@@ -1011,37 +1039,33 @@ class CoreMachine:
                 on[name] = flag
             self._mask = plan.after_mask
             if level >= _CHANGES:
-                self._log_state_line(mut, plan)
+                self._log_state_line(auto, args, plan)
             if self._ctxs:
                 self._expire_ctxs(changes)
         # final handlers
         if hp is not None:
-            hp2 = self._handler_plan(plan) if mut.auto else hp
+            hp2 = self._handler_plan(plan) if auto else hp
             if hp2 is not None and hp2.final:
                 assert tx is not None
                 try:
                     self._finals(tx, hp2)
                 except _Panic as p:
-                    return self._panic(tx, plan, mut, p)
+                    return self._panic(tx, plan, p)
                 if self._disposing:
                     tx.is_accepted = False
                     self._end_tx(tx)
                     return _CANCELED
 
         if self._watch:
-            self._subs_after_tx(mut, plan)
+            self._subs_after_tx(args, plan)
 
         # auto states
         if (
             changes
             and self._has_auto
-            and not mut.auto
+            and not auto
             and not self._disposing
-            and not (
-                mut.type is _ADD
-                and len(mut.called) == 1
-                and mut.called[0] in _HEALTH_STATES
-            )
+            and not (mtype is _ADD and len(called) == 1 and called[0] in _HEALTH_STATES)
         ):
             cands = self._auto_candidates()
             if cands:
@@ -1051,9 +1075,9 @@ class CoreMachine:
 
         if tx is not None:
             self._end_tx(tx)
-        if mut.type is _REMOVE:
+        if mtype is _REMOVE:
             ticks = self._ticks
-            for s in mut.called:
+            for s in called:
                 if ticks[s] & 1:
                     return _CANCELED
         return _EXECUTED
@@ -1064,15 +1088,15 @@ class CoreMachine:
             for t in self._tx_tracers:
                 t.transition_end(tx)
 
-    def _log_state_line(self, mut: Mutation, plan: Plan) -> None:
+    def _log_state_line(self, auto: bool, args: dict[str, Any], plan: Plan) -> None:
         index = self._index
         parts = [f"+{s}" for s in plan.enters]
         parts += [f"-{s}" for s in sorted(plan.exits, key=index.__getitem__)]
         if self._log_level >= _EVERYTHING:
             entered = set(plan.enters)
             parts += [s for s in plan.target if s not in entered]
-        tag = "[auto_]" if mut.auto else "[state]"
-        self._log(_CHANGES, f"{tag} {' '.join(parts)}{self._log_args(mut.args)}")
+        tag = "[auto_]" if auto else "[state]"
+        self._log(_CHANGES, f"{tag} {' '.join(parts)}{self._log_args(args)}")
 
     def _re_resolve(self, plan: Plan, target: Sequence[str]) -> Plan:
         key = ("re", plan.called, plan.before, tuple(target))
@@ -1108,11 +1132,23 @@ class CoreMachine:
         return cached[0]
 
     def _negotiate(
-        self, tx: Transition, mut: Mutation, plan: Plan, hp: _HandlerPlan
+        self, tx: Transition, auto: bool, plan: Plan, hp: _HandlerPlan
     ) -> Plan | None:
         """Run negotiation handlers; return the (possibly re-resolved) plan,
         or None when canceled."""
-        auto = mut.auto
+        if hp.direct and not auto:
+            mach = _api(self)
+            for kind, x, _, name, methods in hp.neg:
+                for binding, fn in methods:
+                    try:
+                        ret = fn(Event(name, mach, tx))
+                    except Exception as exc:
+                        raise _Panic(exc, kind, x, binding, name) from exc
+                    if self._disposing:
+                        return plan
+                    if ret is False:
+                        return self._cancel_neg(tx, name, kind == _SELF)
+            return plan
         cs = self._cs
         target = tx.target_states
         dropped: set[str] = set()
@@ -1162,7 +1198,7 @@ class CoreMachine:
                 return self._cancel_neg(tx, "", False)
             plan = self._re_resolve(plan, target)
             tx._plan = plan
-            tx.target_states = list(plan.target)
+            tx._target = None
         return plan
 
     def _cancel_neg(self, tx: Transition, name: str, is_self: bool) -> Plan | None:
@@ -1174,7 +1210,33 @@ class CoreMachine:
         self._end_tx(tx)
         return None
 
+    def _direct(self) -> bool:
+        """Whether sync handlers can be called without `_call`: no tracer,
+        log line or timeout to look after. What it reads calls
+        `_handlers_changed`, which drops the handler plans built with it."""
+        return (
+            not self._tx_tracers
+            and self._log_level < _OPS
+            and self._handler_timeout is None
+        )
+
     def _finals(self, tx: Transition, hp: _HandlerPlan) -> None:
+        if hp.direct:
+            mach = _api(self)
+            ticks = self._ticks
+            for kind, x, name, methods in hp.final:
+                for binding, fn in methods:
+                    if kind == _ANY_STATE:
+                        event = Event(name, mach, tx)
+                    else:
+                        event = Event(name, mach, tx, x, ticks[x])
+                    try:
+                        fn(event)
+                    except Exception as exc:
+                        raise _Panic(exc, kind, x, binding, name) from exc
+                    if self._disposing:
+                        return
+            return
         everything = self._log_level >= _EVERYTHING
         for kind, x, name, methods in hp.final:
             if everything:
@@ -1185,8 +1247,9 @@ class CoreMachine:
                 if self._disposing:
                     return
 
-    def _panic(self, tx: Transition, plan: Plan, mut: Mutation, p: _Panic) -> Result:
+    def _panic(self, tx: Transition, plan: Plan, p: _Panic) -> Result:
         exc = p.exc
+        mut = tx.mutation
         if not self.panic_to_exception:
             tx.is_accepted = False
             self._end_tx(tx)
@@ -1220,7 +1283,7 @@ class CoreMachine:
             tx._clock_after = dict(self._ticks)
         if p.kind >= _END and self._watch:
             done = plan.enters.index(p.state) if p.kind == _STATE else len(plan.enters)
-            self._subs_after_tx(mut, plan, done)
+            self._subs_after_tx(mut.args, plan, done)
         self._end_tx(tx)
         fn = p.binding.methods.get(p.name)
         qualname = getattr(fn, "__qualname__", p.name)
@@ -1543,6 +1606,7 @@ class CoreMachine:
             raise ValueError("this tracer is already bound")
         self._tracers = (*self._tracers, tracer)
         self._tx_tracers = tuple(t for t in self._tracers if _watches_transitions(t))
+        self._handlers_changed()
         tracer.machine_init(_api(self))
 
     def detach_tracer(self, tracer: Tracer) -> None:
@@ -1551,6 +1615,7 @@ class CoreMachine:
             raise ValueError("this tracer is not bound")
         self._tracers = tuple(t for t in self._tracers if t is not tracer)
         self._tx_tracers = tuple(t for t in self._tx_tracers if t is not tracer)
+        self._handlers_changed()
 
     @property
     def tracers(self) -> tuple[Tracer, ...]:
@@ -1655,7 +1720,7 @@ class CoreMachine:
             plan = Plan()
             plan.changes = out
             plan.enters = ()
-            self._subs_after_tx(Mutation(_ADD, (), {}), plan, 0)
+            self._subs_after_tx({}, plan, 0)
         return out
 
     def _expire_ctxs(self, changes: Iterable[tuple[str, int]]) -> None:

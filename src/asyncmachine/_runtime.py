@@ -29,7 +29,7 @@ from ._loop import TRIO, Binding, bind_current, current_lib, task_key, trio_lowl
 from ._machine import _END, _STATE, CoreMachine, log_handler_error
 from ._resolve import Plan
 from ._tracer import Tracer
-from ._transition import Event, Mutation
+from ._transition import Event
 from ._types import (
     EXCEPTION,
     Clock,
@@ -1254,7 +1254,9 @@ class Machine(CoreMachine):
             self._log(_OPS, f"[{_KIND_LOG[sub.kind]}:match] {_describe(sub)}")
         ev.set()
 
-    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int = -1) -> None:
+    def _subs_after_tx(
+        self, args: dict[str, Any], plan: Plan, enters_done: int = -1
+    ) -> None:
         ticks = self._ticks
         w1 = self._w1
         w0 = self._w0
@@ -1283,7 +1285,6 @@ class Machine(CoreMachine):
                         if s not in fired and self._ready(s):
                             fired.append(s)
         if args_subs and enters_done:
-            args = mut.args
             enters = plan.enters if enters_done < 0 else plan.enters[:enters_done]
             for name in enters:
                 for s in args_subs.get(name, ()):

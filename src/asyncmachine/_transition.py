@@ -56,12 +56,12 @@ class Transition:
         "_clock_after",
         "_id",
         "_plan",
+        "_target",
         "clock_before",
         "is_accepted",
         "is_completed",
         "machine",
         "mutation",
-        "target_states",
     )
 
     def __init__(self, machine: Machine, mutation: Mutation, plan: Plan) -> None:
@@ -74,8 +74,7 @@ class Transition:
         """The mutation that started this transition."""
         self.clock_before: Clock = dict(machine._ticks)
         """Ticks of all states when the transition started."""
-        self.target_states: list[str] = list(plan.target)
-        """States active after the transition, if it is accepted."""
+        self._target: list[str] | None = None  # target_states, made on request
         self.is_accepted: bool = plan.accepted
         """False once the transition is canceled."""
         self.is_completed: bool = False
@@ -87,6 +86,15 @@ class Transition:
         if not self._id:
             self._id = os.urandom(8).hex()
         return self._id
+
+    @property
+    def target_states(self) -> list[str]:
+        """States active after the transition, if it is accepted (it shrinks
+        when negotiation drops Auto states)."""
+        target = self._target
+        if target is None:
+            target = self._target = list(self._plan.target)
+        return target
 
     @property
     def called_states(self) -> list[str]:
