@@ -958,7 +958,7 @@ class CoreMachine:
 
         `mut` is None for a mutation that runs as soon as it is made (no
         tracer, not queued): its `Mutation`, with the queue tick P, is then
-        built only if a `Transition` is.
+        built only if someone asks the `Transition` for it.
         """
         plan = self._plans.get((mtype, called, self._mask, auto, is_check))
         if plan is None:
@@ -972,9 +972,7 @@ class CoreMachine:
                 hp = self._handler_plan(plan)
         tx: Transition | None = None
         if hp is not None or tracers:
-            if mut is None:
-                mut = Mutation(mtype, called, args, auto, is_check, self._p)
-            tx = Transition(_api(self), mut, plan)
+            tx = Transition(_api(self), mut, plan, args, self._p)
             self._tx = tx
         elif self._tx is not None:
             self._tx = None  # log sinks must not see the previous transition
