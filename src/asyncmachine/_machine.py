@@ -200,7 +200,6 @@ class CoreMachine:
         "_ever_bound",
         "_has_auto",
         "_hp_cache",
-        "_hp_off",
         "_id",
         "_in_eval",
         "_index",
@@ -291,8 +290,9 @@ class CoreMachine:
         self._plans: dict[tuple[Any, ...], Plan] = cs.plans
         self._auto_cache = cs.auto_cache
         self._active_cache = cs.active_cache
-        self._hp_cache: dict[Plan, _HandlerPlan | None] = {}
-        self._hp_off = True
+        # handler plans by plan; None while no handler can run (nothing
+        # bound, log level below EVERYTHING): see _handlers_changed
+        self._hp_cache: dict[Plan, _HandlerPlan | None] | None = None
 
         self._queue: list[Mutation] = []
         self._p = 1
@@ -303,14 +303,14 @@ class CoreMachine:
         self._disposing = False
         self._disposed = False
         self._on_dispose: list[Callable[[], None]] | None = None
-        self._ctxs: dict[str, Any] = {}
+        self._ctxs: dict[str, Any] | None = None  # made by new_state_ctx
         # set by the runtime layer: its loop's thread, and whether it has
         # subscriptions to process
         self._loop_thread = 0
         self._watch = False
         self._watch_queue = False
 
-        self._bindings: list[Binding] = []
+        self._bindings: tuple[Binding, ...] = ()
         self._bind_count = 0
         self._bind_gen = 0
         self._ever_bound = False
@@ -320,7 +320,7 @@ class CoreMachine:
         # the bound tracers that override a transition or handler hook: only
         # they make a transition build its Transition object
         self._tx_tracers: tuple[Tracer, ...] = ()
-        self._breakpoints: list[_Breakpoint] = []
+        self._breakpoints: tuple[_Breakpoint, ...] = ()
 
         env_level = _env_level()
         if env_level is not None and int(log_level) == 0:
@@ -330,7 +330,8 @@ class CoreMachine:
         """Whether log lines start with the machine id's first 5 chars."""
         self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
         """Picks the mutation args shown in log lines; None shows none."""
-        self._sink: LogSink = logger if logger is not None else _stdlib_sink(self._id)
+        # None: the stdlib sink, made on the first log line (self.logger)
+        self._sink: LogSink | None = logger
         self._handler_timeout = timeout
         self.panic_to_exception: bool = panic_to_exception
         """Turn handler exceptions into the Exception state (else re-raise)."""
@@ -403,8 +404,8 @@ class CoreMachine:
         self._handlers_changed()
 
     def _handlers_changed(self) -> None:
-        self._hp_cache.clear()
-        self._hp_off = not self._bindings and self._log_level < _EVERYTHING
+        off = not self._bindings and self._log_level < _EVERYTHING
+        self._hp_cache = None if off else {}
 
     @property
     def handler_timeout(self) -> float | None:
@@ -420,11 +421,14 @@ class CoreMachine:
     @property
     def logger(self) -> LogSink:
         """The log sink: a callable `(level, text)`."""
-        return self._sink
+        sink = self._sink
+        if sink is None:
+            sink = self._sink = _stdlib_sink(self._id)
+        return sink
 
     @logger.setter
     def logger(self, sink: LogSink | None) -> None:
-        self._sink = sink if sink is not None else _stdlib_sink(self._id)
+        self._sink = sink
 
     @property
     def disposed(self) -> bool:
@@ -441,7 +445,7 @@ class CoreMachine:
     def _log(self, level: int, text: str) -> None:
         if self.log_id:
             text = f"[{self._id[:5]}] {text}"
-        self._sink(LogLevel(level), text)
+        self.logger(LogLevel(level), text)
 
     def log(self, msg: str, *args: object) -> None:
         """Log an external message `[exter] msg` (formatted with `%`)."""
@@ -773,7 +777,8 @@ class CoreMachine:
             or cs.plans_bytes + size > PLAN_CACHE_BYTES
         ):
             self._plans.clear()
-            self._hp_cache.clear()
+            if self._hp_cache:
+                self._hp_cache.clear()
             cs.plans_bytes = 0
         self._plans[key] = plan
         cs.plans_bytes += size
@@ -789,15 +794,16 @@ class CoreMachine:
         return active
 
     def _handler_plan(self, plan: Plan) -> _HandlerPlan | None:
-        if self._hp_off:
+        cache = self._hp_cache
+        if cache is None:
             return None
-        hp: _HandlerPlan | None = self._hp_cache.get(plan, _MISSING)
+        hp: _HandlerPlan | None = cache.get(plan, _MISSING)
         if hp is _MISSING:
             everything = self._log_level >= _EVERYTHING
             hp = self._build_handler_plan(plan, everything)
-            if len(self._hp_cache) >= _PLAN_CACHE_MAX:
-                self._hp_cache.clear()
-            self._hp_cache[plan] = hp
+            if len(cache) >= _PLAN_CACHE_MAX:
+                cache.clear()
+            cache[plan] = hp
         return hp
 
     def _methods(self, name: str) -> Methods:
@@ -964,15 +970,17 @@ class CoreMachine:
         if plan is None:
             plan = self._plan(mtype, called, auto, is_check)
         tracers = self._tx_tracers
-        if self._hp_off or not plan.accepted:
+        hp_cache = self._hp_cache
+        if hp_cache is None or not plan.accepted:
             hp = None
         else:
-            hp = self._hp_cache.get(plan, _MISSING)
+            hp = hp_cache.get(plan, _MISSING)
             if hp is _MISSING:
                 hp = self._handler_plan(plan)
         tx: Transition | None = None
         if hp is not None or tracers:
-            tx = Transition(_api(self), mut, plan, args, self._p)
+            me: Any = self  # the full Machine, as in _api, without a call
+            tx = Transition(me, mut, plan, args, self._p)
             self._tx = tx
         elif self._tx is not None:
             self._tx = None  # log sinks must not see the previous transition
@@ -1135,7 +1143,7 @@ class CoreMachine:
         """Run negotiation handlers; return the (possibly re-resolved) plan,
         or None when canceled."""
         if hp.direct and not auto:
-            mach = _api(self)
+            mach: Any = self
             for kind, x, _, name, methods in hp.neg:
                 for binding, fn in methods:
                     try:
@@ -1220,7 +1228,7 @@ class CoreMachine:
 
     def _finals(self, tx: Transition, hp: _HandlerPlan) -> None:
         if hp.direct:
-            mach = _api(self)
+            mach: Any = self
             ticks = self._ticks
             for kind, x, name, methods in hp.final:
                 for binding, fn in methods:
@@ -1565,7 +1573,7 @@ class CoreMachine:
         binding = Binding(self._bind_count, binding_id, obj, methods, async_names)
         binding.pairs = handler_pairs(methods, self._index)
         self._bind_count += 1
-        self._bindings.append(binding)
+        self._bindings = (*self._bindings, binding)
         self._bind_gen += 1
         self._handlers_changed()
         if self._log_level >= _OPS:
@@ -1581,7 +1589,7 @@ class CoreMachine:
         """Unbind the handler object bound under `binding_id`."""
         for i, b in enumerate(self._bindings):
             if b.id == binding_id:
-                del self._bindings[i]
+                self._bindings = self._bindings[:i] + self._bindings[i + 1 :]
                 self._bind_gen += 1
                 self._handlers_changed()
                 if self._log_level >= _OPS:
@@ -1626,13 +1634,12 @@ class CoreMachine:
         self, added: Iterable[str], removed: Iterable[str], strict: bool = False
     ) -> None:
         """Call `breakpoint()` when an add/remove of these states is made."""
-        self._breakpoints.append(
-            _Breakpoint(
-                tuple(self._parse_keep_dups(added or ())),
-                tuple(self._parse_keep_dups(removed or ())),
-                strict,
-            )
+        bp = _Breakpoint(
+            tuple(self._parse_keep_dups(added or ())),
+            tuple(self._parse_keep_dups(removed or ())),
+            strict,
         )
+        self._breakpoints = (*self._breakpoints, bp)
 
     def _check_breakpoints(self, mtype: MutationType, called: tuple[str, ...]) -> None:
         added = called if mtype is _ADD else ()
@@ -1668,12 +1675,15 @@ class CoreMachine:
         if self._disposed:
             return self._ctx_class(self, state, 0, True)
         self._check1(state)
-        ctx: CtxBase | None = self._ctxs.get(state)
+        ctxs = self._ctxs
+        if ctxs is None:
+            ctxs = self._ctxs = {}
+        ctx: CtxBase | None = ctxs.get(state)
         if ctx is not None:
             return ctx
         tick = self._ticks[state]
         ctx = self._ctx_class(self, state, tick, False)
-        self._ctxs[state] = ctx
+        ctxs[state] = ctx
         if self._log_level >= _OPS:
             self._log(_OPS, f"[ctx:new] {state}")
         return ctx
@@ -1723,6 +1733,8 @@ class CoreMachine:
 
     def _expire_ctxs(self, changes: Iterable[tuple[str, int]]) -> None:
         ctxs = self._ctxs
+        if ctxs is None:
+            return
         for name, _ in changes:
             ctx = ctxs.pop(name, None)
             if ctx is not None:
@@ -1768,8 +1780,8 @@ class CoreMachine:
             return
         self._queue.clear()
         self._n = 0
-        ctxs = list(self._ctxs.values())
-        self._ctxs.clear()
+        ctxs = list(self._ctxs.values()) if self._ctxs else []
+        self._ctxs = None
         for ctx in ctxs:
             ctx._expire()
         self._ticks = _ZeroTicks()

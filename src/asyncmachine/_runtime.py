@@ -415,6 +415,11 @@ def _set_event() -> WhenEvent:
     return ev
 
 
+_InboxDeque = collections.deque[
+    tuple[Callable[..., object], tuple[Any, ...], Callable[[], object] | None]
+]
+
+
 class _Gate:
     """Start order of the machine's tasks: each waits for the one before."""
 
@@ -460,11 +465,11 @@ class Machine(CoreMachine):
         self._binding: Binding | None = None
         # calls from outside the loop, in the order they were made:
         # (function, args, abandon), abandon called if the machine stops first
-        self._inbox: collections.deque[
-            tuple[Callable[..., object], tuple[Any, ...], Callable[[], object] | None]
-        ] = collections.deque()
-        self._inbox_lock = threading.Lock()
-        self._inbox_cond = threading.Condition(self._inbox_lock)
+        # created when the machine first runs (`_open_inbox`): an idle
+        # machine takes no calls from outside
+        self._inbox: _InboxDeque | None = None
+        self._inbox_lock: threading.Lock | None = None
+        self._inbox_cond: threading.Condition | None = None
         self._inbox_full = 0  # threads waiting for room in the inbox
         self._inbox_armed = False
         self._inbox_closed = True
@@ -512,7 +517,7 @@ class Machine(CoreMachine):
         # the core's cheap thread check; a guest run shares its thread with
         # the host loop, so there every call asks the binding
         self._loop_thread = -1 if binding.guest else binding.thread
-        with self._inbox_lock:
+        with self._open_inbox():
             self._inbox_closed = False
             # armed until the inbox task first parks: no wake-up is lost
             self._inbox_armed = True
@@ -546,6 +551,15 @@ class Machine(CoreMachine):
         finally:
             self._stop_running()
 
+    def _open_inbox(self) -> threading.Condition:
+        """The inbox's condition (and lock), made on the first run."""
+        cond = self._inbox_cond
+        if cond is None:
+            self._inbox = collections.deque()
+            self._inbox_lock = lock = threading.Lock()
+            self._inbox_cond = cond = threading.Condition(lock)
+        return cond
+
     def _stop_running(self) -> None:
         self._close_inbox()
         self._tg = None
@@ -574,14 +588,18 @@ class Machine(CoreMachine):
 
         False (and nothing queued) when the machine no longer runs.
         """
-        with self._inbox_cond:
-            inbox = self._inbox
+        cond = self._inbox_cond
+        if cond is None:  # never ran
+            return False
+        inbox = self._inbox
+        assert inbox is not None
+        with cond:
             while len(inbox) >= _INBOX_MAX and not self._inbox_closed:
                 binding = self._binding
                 if binding is None or binding.thread == _get_ident():
                     break  # the loop's own thread (a guest's host) can't wait
                 self._inbox_full += 1
-                self._inbox_cond.wait()
+                cond.wait()
                 self._inbox_full -= 1
             if self._inbox_closed:
                 return False
@@ -641,6 +659,8 @@ class Machine(CoreMachine):
         (the inbox stays armed), False once it is empty (disarmed)."""
         inbox = self._inbox
         lock = self._inbox_lock
+        cond = self._inbox_cond
+        assert inbox is not None and lock is not None and cond is not None
         with lock:
             if len(inbox) <= _INBOX_CHUNK:
                 batch = list(inbox)
@@ -649,7 +669,7 @@ class Machine(CoreMachine):
                 pop = inbox.popleft
                 batch = [pop() for _ in range(_INBOX_CHUNK)]
             if self._inbox_full:
-                self._inbox_cond.notify_all()
+                cond.notify_all()
         for i, (fn, args, _) in enumerate(batch):
             try:
                 fn(*args)
@@ -668,11 +688,16 @@ class Machine(CoreMachine):
     def _close_inbox(self) -> None:
         """Stop taking calls; abandon the waiting ones (blocked callers
         return their neutral answer)."""
-        with self._inbox_lock:
+        cond = self._inbox_cond
+        inbox = self._inbox
+        if cond is None or inbox is None:  # never ran
             self._inbox_closed = True
-            left = list(self._inbox)
-            self._inbox.clear()
-            self._inbox_cond.notify_all()
+            return
+        with cond:
+            self._inbox_closed = True
+            left = list(inbox)
+            inbox.clear()
+            cond.notify_all()
         for _, _, abandon in left:
             if abandon is not None:
                 abandon()
