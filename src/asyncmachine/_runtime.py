@@ -13,7 +13,6 @@ the table of what each call does from where.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -415,7 +414,9 @@ def _set_event() -> WhenEvent:
     return ev
 
 
-_InboxDeque = collections.deque[
+# calls from outside the loop, in order: (function, args, abandon), abandon
+# called if the machine stops first (a list: an empty deque takes 760 bytes)
+_InboxCalls = list[
     tuple[Callable[..., object], tuple[Any, ...], Callable[[], object] | None]
 ]
 
@@ -467,8 +468,9 @@ class Machine(CoreMachine):
         # (function, args, abandon), abandon called if the machine stops first
         # created when the machine first runs (`_open_inbox`): an idle
         # machine takes no calls from outside
-        self._inbox: _InboxDeque | None = None
+        self._inbox: _InboxCalls | None = None
         self._inbox_lock: threading.Lock | None = None
+        # on the lock, made when a thread first waits for room in the inbox
         self._inbox_cond: threading.Condition | None = None
         self._inbox_full = 0  # threads waiting for room in the inbox
         self._inbox_armed = False
@@ -551,14 +553,13 @@ class Machine(CoreMachine):
         finally:
             self._stop_running()
 
-    def _open_inbox(self) -> threading.Condition:
-        """The inbox's condition (and lock), made on the first run."""
-        cond = self._inbox_cond
-        if cond is None:
-            self._inbox = collections.deque()
+    def _open_inbox(self) -> threading.Lock:
+        """The inbox's lock (and the inbox), made on the first run."""
+        lock = self._inbox_lock
+        if lock is None:
+            self._inbox = []
             self._inbox_lock = lock = threading.Lock()
-            self._inbox_cond = cond = threading.Condition(lock)
-        return cond
+        return lock
 
     def _stop_running(self) -> None:
         self._close_inbox()
@@ -588,16 +589,18 @@ class Machine(CoreMachine):
 
         False (and nothing queued) when the machine no longer runs.
         """
-        cond = self._inbox_cond
-        if cond is None:  # never ran
-            return False
+        lock = self._inbox_lock
         inbox = self._inbox
-        assert inbox is not None
-        with cond:
+        if lock is None or inbox is None:  # never ran
+            return False
+        with lock:
             while len(inbox) >= _INBOX_MAX and not self._inbox_closed:
                 binding = self._binding
                 if binding is None or binding.thread == _get_ident():
                     break  # the loop's own thread (a guest's host) can't wait
+                cond = self._inbox_cond
+                if cond is None:
+                    cond = self._inbox_cond = threading.Condition(lock)
                 self._inbox_full += 1
                 cond.wait()
                 self._inbox_full -= 1
@@ -659,17 +662,12 @@ class Machine(CoreMachine):
         (the inbox stays armed), False once it is empty (disarmed)."""
         inbox = self._inbox
         lock = self._inbox_lock
-        cond = self._inbox_cond
-        assert inbox is not None and lock is not None and cond is not None
+        assert inbox is not None and lock is not None
         with lock:
-            if len(inbox) <= _INBOX_CHUNK:
-                batch = list(inbox)
-                inbox.clear()
-            else:
-                pop = inbox.popleft
-                batch = [pop() for _ in range(_INBOX_CHUNK)]
-            if self._inbox_full:
-                cond.notify_all()
+            batch = inbox[:_INBOX_CHUNK]
+            del inbox[:_INBOX_CHUNK]
+            if self._inbox_full and self._inbox_cond is not None:
+                self._inbox_cond.notify_all()
         for i, (fn, args, _) in enumerate(batch):
             try:
                 fn(*args)
@@ -677,7 +675,7 @@ class Machine(CoreMachine):
                 # the error ends the machine's task group; what is left
                 # of the batch is abandoned with the rest of the inbox
                 with lock:
-                    inbox.extendleft(reversed(batch[i + 1 :]))
+                    inbox[:0] = batch[i + 1 :]
                 raise
         with lock:
             if inbox:
@@ -688,16 +686,17 @@ class Machine(CoreMachine):
     def _close_inbox(self) -> None:
         """Stop taking calls; abandon the waiting ones (blocked callers
         return their neutral answer)."""
-        cond = self._inbox_cond
+        lock = self._inbox_lock
         inbox = self._inbox
-        if cond is None or inbox is None:  # never ran
+        if lock is None or inbox is None:  # never ran
             self._inbox_closed = True
             return
-        with cond:
+        with lock:
             self._inbox_closed = True
-            left = list(inbox)
+            left = inbox[:]
             inbox.clear()
-            cond.notify_all()
+            if self._inbox_cond is not None:
+                self._inbox_cond.notify_all()
         for _, _, abandon in left:
             if abandon is not None:
                 abandon()
