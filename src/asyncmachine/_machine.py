@@ -205,7 +205,7 @@ class CoreMachine:
         "_index",
         "_log_level",
         "_loop_thread",
-        "_mask",
+        "_mkey",
         "_n",
         "_on",
         "_on_dispose",
@@ -286,7 +286,8 @@ class CoreMachine:
 
         self._ticks: dict[str, int] = dict.fromkeys(cs.names, 0)
         self._on: dict[str, bool] = dict.fromkeys(cs.names, False)
-        self._mask = 0
+        # the active set, as the key of the plan caches (_schema.MaskKey)
+        self._mkey = cs.mask_key(0)
         self._plans: dict[tuple[Any, ...], Plan] = cs.plans
         self._auto_cache = cs.auto_cache
         self._active_cache = cs.active_cache
@@ -759,11 +760,12 @@ class CoreMachine:
     def _plan(
         self, mtype: MutationType, called: tuple[str, ...], auto: bool, is_check: bool
     ) -> Plan:
-        mask = self._mask
-        key = (mtype, called, mask, auto, is_check)
+        mkey = self._mkey
+        key = (mtype, called, mkey, auto, is_check)
         plan = self._plans.get(key)
         if plan is None:
-            plan = resolve(self._cs, mtype, called, self._active(mask), auto, is_check)
+            active = self._active(mkey.mask)
+            plan = resolve(self._cs, mtype, called, active, auto, is_check)
             self._cache_plan(key, plan)
         return plan
 
@@ -966,7 +968,7 @@ class CoreMachine:
         tracer, not queued): its `Mutation`, with the queue tick P, is then
         built only if someone asks the `Transition` for it.
         """
-        plan = self._plans.get((mtype, called, self._mask, auto, is_check))
+        plan = self._plans.get((mtype, called, self._mkey, auto, is_check))
         if plan is None:
             plan = self._plan(mtype, called, auto, is_check)
         tracers = self._tx_tracers
@@ -1043,7 +1045,7 @@ class CoreMachine:
             for name, delta, flag in plan.apply:
                 ticks[name] += delta
                 on[name] = flag
-            self._mask = plan.after_mask
+            self._mkey = plan.after_key
             if level >= _CHANGES:
                 self._log_state_line(auto, args, plan)
             if self._ctxs:
@@ -1113,11 +1115,11 @@ class CoreMachine:
         return out
 
     def _auto_candidates(self) -> tuple[str, ...]:
-        mask = self._mask
-        cached = self._auto_cache.get(mask)
+        mkey = self._mkey
+        cached = self._auto_cache.get(mkey)
         if cached is None:
             cs = self._cs
-            active = self._active(mask)
+            active = self._active(mkey.mask)
             out = []
             logs = []
             for s in cs.auto:
@@ -1131,7 +1133,7 @@ class CoreMachine:
             cached = (tuple(out), tuple(logs))
             if len(self._auto_cache) >= _PLAN_CACHE_MAX:
                 self._auto_cache.clear()
-            self._auto_cache[mask] = cached
+            self._auto_cache[mkey] = cached
         if cached[1] and self._log_level >= _EVERYTHING:
             for text in cached[1]:
                 self._log(_EVERYTHING, text)
@@ -1274,14 +1276,16 @@ class CoreMachine:
             ticks = self._ticks
             index = self._index
             undone = []
+            mask = self._mkey.mask
             for s in finals[idx:]:
                 if ticks[s] & 1:
                     ticks[s] += 1
                     self._on[s] = False
-                    self._mask &= ~(1 << index[s])
+                    mask &= ~(1 << index[s])
                     undone.append((s, 1))
+            self._mkey = self._cs.mask_key(mask)
             if level >= _OPS:
-                active = " ".join(self._active(self._mask))
+                active = " ".join(self._active(mask))
                 self._log(_OPS, f"[recover] partial final states as ({active})")
             if undone and self._ctxs:
                 self._expire_ctxs(undone)
@@ -1397,7 +1401,7 @@ class CoreMachine:
         """Active states in state order."""
         if self._disposed:
             return []
-        return list(self._active(self._mask))
+        return list(self._active(self._mkey.mask))
 
     def tick(self, state: str) -> int:
         """The tick of `state`: odd when active, even when inactive."""
@@ -1706,7 +1710,7 @@ class CoreMachine:
         names = self._cs.names
         own = self._ticks
         on = self._on
-        mask = self._mask
+        mask = self._mkey.mask
         changes: list[tuple[str, int]] = []
         for i, tick in ticks:
             name = names[i]
@@ -1717,7 +1721,7 @@ class CoreMachine:
                 changes.append((name, tick))
         if not changes:
             return ()
-        self._mask = mask
+        self._mkey = self._cs.mask_key(mask)
         if self._log_level >= _CHANGES:
             parts = [f"{'+' if t & 1 else '-'}{s}" for s, t in changes]
             self._log(_CHANGES, f"[remote] {' '.join(parts)}")
@@ -1786,7 +1790,7 @@ class CoreMachine:
             ctx._expire()
         self._ticks = _ZeroTicks()
         self._on = _Off()
-        self._mask = 0
+        self._mkey = self._cs.mask_key(0)
         self._disposed = True
         callbacks = self._on_dispose
         self._on_dispose = None
@@ -1801,7 +1805,11 @@ class CoreMachine:
         if self._disposed:
             return ""
         ticks = self._ticks
-        return "(" + " ".join(f"{s}:{ticks[s]}" for s in self._active(self._mask)) + ")"
+        return (
+            "("
+            + " ".join(f"{s}:{ticks[s]}" for s in self._active(self._mkey.mask))
+            + ")"
+        )
 
     def __repr__(self) -> str:
         return f"<Machine {self._id} {self}>"
