@@ -66,7 +66,8 @@ class MaskKey:
     __slots__ = ("mask",)
 
     def __init__(self, mask: int) -> None:
-        self.mask = mask
+        self.mask: int = mask
+        """Bit i set: the i-th state of the schema is active."""
 
 
 class CompiledSchema:
