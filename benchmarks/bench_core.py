@@ -32,6 +32,17 @@ with fresh state names each time so that no cached plan is reused):
   (the cascade);
 - the estimated bytes of the plan cache after those.
 
+And the memory section (``--only mem``):
+
+- idle: 100,000 machines of one 5-state schema, not running (no ``async
+  with``): ``tracemalloc`` bytes per machine (the list holding them
+  included, the compiled schema not) and creation time per machine;
+- running: 1,000 machines entered with ``async with`` (nested in one
+  ``AsyncExitStack``) against 1,000 bare anyio task groups with one task
+  each (``tg.start_soon(anyio.sleep_forever)``), on asyncio and trio: the
+  bytes and the time ``async with`` adds per unit, the tasks started; for
+  the machine also with its creation included.
+
 Usage::
 
     python benchmarks/bench_core.py            # full run (about 30 s)
@@ -43,16 +54,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import itertools
 import platform
 import sys
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 from transitions import Machine as TMachine
 from transitions.extensions.asyncio import AsyncMachine as TAsyncMachine
 
@@ -576,6 +591,206 @@ def run_scale(timing: Timing, quick: bool) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------
+# memory and start (asyncmachine only, and bare anyio)
+
+MEM_SCHEMA: am.Schema = {
+    "A": am.State(remove=["B"]),
+    "B": am.State(remove=["A"]),
+    "C": am.State(add=["D"]),
+    "D": am.State(),
+    "E": am.State(require=["A"]),
+}
+
+
+def _traced(make: Callable[[], list[Any]]) -> tuple[float, list[Any]]:
+    """Bytes `make()` leaves allocated (tracemalloc), with its result."""
+    gc.collect()
+    tracemalloc.start(1)
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        keep = make()
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    return used, keep
+
+
+def idle_machines(count: int, repeat: int) -> tuple[float, float]:
+    """(bytes, creation ns) per idle machine of `MEM_SCHEMA`."""
+    am.Machine(MEM_SCHEMA)  # compile the schema outside the measure
+
+    def make() -> list[Any]:
+        return [am.Machine(MEM_SCHEMA) for _ in range(count)]
+
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter_ns()
+            keep = make()
+            best = min(best, time.perf_counter_ns() - start)
+        finally:
+            gc.enable()
+        del keep
+    used, keep = _traced(make)
+    assert len(keep) == count
+    return used / count, best / count
+
+
+class _BareGroup:
+    """The peer of a running machine: a task group with one parked task."""
+
+    __slots__ = ("tg",)
+
+    async def __aenter__(self) -> _BareGroup:
+        self.tg = tg = anyio.create_task_group()
+        await tg.__aenter__()
+        tg.start_soon(anyio.sleep_forever)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.tg.cancel_scope.cancel()
+        await self.tg.__aexit__(None, None, None)
+
+
+async def _enter_all(units: list[Any]) -> float:
+    """Enter every unit in one exit stack: ns to enter them all."""
+    async with contextlib.AsyncExitStack() as stack:
+        gc.disable()
+        try:
+            start = time.perf_counter_ns()
+            for unit in units:
+                await stack.enter_async_context(unit)
+            took = time.perf_counter_ns() - start
+        finally:
+            gc.enable()
+        for _ in range(3):  # let the tasks start
+            await anyio.lowlevel.checkpoint()
+    return took
+
+
+async def _traced_enter(units: list[Any]) -> float:
+    gc.collect()
+    tracemalloc.start(1)
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        async with contextlib.AsyncExitStack() as stack:
+            for unit in units:
+                await stack.enter_async_context(unit)
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+            gc.collect()
+            used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    return used
+
+
+@dataclass
+class StartRow:
+    backend: str
+    machine_bytes: float
+    bare_bytes: float
+    machine_ns: float
+    bare_ns: float
+    create_ns: float
+    create_bytes: float
+
+
+def running_machines(count: int, repeat: int, backend: str) -> StartRow:
+    """`async with machine` against a bare task group with one task."""
+    am.Machine(MEM_SCHEMA)
+
+    async def main() -> StartRow:
+        m_ns = b_ns = c_ns = float("inf")
+        for _ in range(repeat):  # interleaved
+            machines = [am.Machine(MEM_SCHEMA) for _ in range(count)]
+            took = await _enter_all(machines)
+            m_ns = min(m_ns, took)
+            took = await _enter_all([_BareGroup() for _ in range(count)])
+            b_ns = min(b_ns, took)
+            gc.disable()
+            try:
+                start = time.perf_counter_ns()
+                machines = [am.Machine(MEM_SCHEMA) for _ in range(count)]
+                c_ns = min(c_ns, time.perf_counter_ns() - start)
+            finally:
+                gc.enable()
+        m_bytes = await _traced_enter([am.Machine(MEM_SCHEMA) for _ in range(count)])
+        b_bytes = await _traced_enter([_BareGroup() for _ in range(count)])
+        c_bytes, keep = _traced(lambda: [am.Machine(MEM_SCHEMA) for _ in range(count)])
+        del keep
+        return StartRow(
+            backend,
+            m_bytes / count,
+            b_bytes / count,
+            m_ns / count,
+            b_ns / count,
+            c_ns / count,
+            c_bytes / count,
+        )
+
+    return anyio.run(main, backend=backend)
+
+
+def run_mem(timing: Timing, quick: bool, markdown: bool) -> str:
+    idle = 1_000 if quick else 100_000
+    running = 100 if quick else 1_000
+    repeat = 1 if quick else timing.repeat
+    per, ns = idle_machines(idle, repeat)
+    lines = [
+        f"{idle:,} idle machines, 5 states: {per:,.0f} bytes/machine "
+        f"(goal <= 2,048), created in {ns:,.0f} ns/machine",
+    ]
+    rows = [running_machines(running, repeat, b) for b in ("asyncio", "trio")]
+    head = [
+        f"{running:,} running",
+        "machine B",
+        "bare tg B",
+        "ratio",
+        "machine ns",
+        "bare tg ns",
+        "ratio",
+        "with creation B",
+        "ratio",
+        "with creation ns",
+        "ratio",
+    ]
+    body = []
+    for r in rows:
+        total_b = r.machine_bytes + r.create_bytes
+        total_ns = r.machine_ns + r.create_ns
+        body.append(
+            [
+                r.backend,
+                f"{r.machine_bytes:,.0f}",
+                f"{r.bare_bytes:,.0f}",
+                f"{r.machine_bytes / r.bare_bytes:.2f}",
+                f"{r.machine_ns:,.0f}",
+                f"{r.bare_ns:,.0f}",
+                f"{r.machine_ns / r.bare_ns:.2f}",
+                f"{total_b:,.0f}",
+                f"{total_b / r.bare_bytes:.2f}",
+                f"{total_ns:,.0f}",
+                f"{total_ns / r.bare_ns:.2f}",
+            ]
+        )
+    if markdown:
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("| --- |" + " ---: |" * (len(head) - 1))
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    else:
+        widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+        for cells in [head, *body]:
+            lines.append(
+                "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -600,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat or (2 if args.quick else 5),
     )
     keys = {k.strip() for k in args.only.split(",") if k.strip()}
-    unknown = keys - {w.key for w in WORKLOADS} - {"scale"}
+    unknown = keys - {w.key for w in WORKLOADS} - {"scale", "mem"}
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
     workloads = [w for w in WORKLOADS if not keys or w.key in keys]
@@ -611,11 +826,15 @@ def main(argv: list[str] | None = None) -> int:
         f"; best of {timing.repeat}, >= {timing.min_time}s per repeat"
         + (" [QUICK: figures are not meaningful]" if args.quick else "")
     )
-    rows = run(workloads, timing)
-    print(render(rows, args.markdown))
+    if workloads:
+        rows = run(workloads, timing)
+        print(render(rows, args.markdown))
     if not keys or "scale" in keys:
         print()
         print(run_scale(timing, args.quick))
+    if not keys or "mem" in keys:
+        print()
+        print(run_mem(timing, args.quick, args.markdown))
     return 0
 
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -643,8 +644,14 @@ async def test_a_flooding_thread_waits_for_the_loop_to_catch_up() -> None:
         def AState(self, e: am.Event) -> None:
             t = threading.Thread(target=flood, args=(e.machine,))
             t.start()
-            t.join(0.5)  # the loop is busy in this handler: the thread waits
+            # the loop is busy in this handler: the thread fills the inbox,
+            # then waits for room (a fixed join of 0.5 s was too short for
+            # 10,000 calls on a loaded machine: the cause of a flake)
+            deadline = time.monotonic() + TIMEOUT
+            while not e.machine._inbox_full and time.monotonic() < deadline:
+                t.join(0.01)
             assert t.is_alive()
+            assert e.machine._inbox_full == 1
             assert count[0] == 10_000
             release.set()
             e.machine.fork(None, _join_later, t)

@@ -211,7 +211,7 @@ def import_into(mach: CoreMachine, data: Serialized | Mapping[str, Any]) -> None
         on[name] = active = bool(tick & 1)
         if active:
             mask |= 1 << i
-    mach._mask = mask
+    mach._mkey = mach._cs.mask_key(mask)
     mach._p = data.queue_tick
     mach._n = 0
     _TICKS[mach] = data.machine_tick + 1

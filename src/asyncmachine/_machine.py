@@ -78,11 +78,18 @@ FinalEntry = tuple[int, str, str, Methods]
 
 
 class _HandlerPlan:
-    __slots__ = ("final", "neg")
+    __slots__ = ("direct", "final", "neg")
 
-    def __init__(self, neg: tuple[NegEntry, ...], final: tuple[FinalEntry, ...]):
+    def __init__(
+        self,
+        neg: tuple[NegEntry, ...],
+        final: tuple[FinalEntry, ...],
+        direct: bool,
+    ):
         self.neg = neg
         self.final = final
+        # the handlers are called without `_call` (CoreMachine._direct)
+        self.direct = direct
 
 
 class _ZeroTicks(dict[str, int]):
@@ -193,13 +200,12 @@ class CoreMachine:
         "_ever_bound",
         "_has_auto",
         "_hp_cache",
-        "_hp_off",
         "_id",
         "_in_eval",
         "_index",
         "_log_level",
         "_loop_thread",
-        "_mask",
+        "_mkey",
         "_n",
         "_on",
         "_on_dispose",
@@ -280,12 +286,14 @@ class CoreMachine:
 
         self._ticks: dict[str, int] = dict.fromkeys(cs.names, 0)
         self._on: dict[str, bool] = dict.fromkeys(cs.names, False)
-        self._mask = 0
+        # the active set, as the key of the plan caches (_schema.MaskKey)
+        self._mkey = cs.mask_key(0)
         self._plans: dict[tuple[Any, ...], Plan] = cs.plans
         self._auto_cache = cs.auto_cache
         self._active_cache = cs.active_cache
-        self._hp_cache: dict[Plan, _HandlerPlan | None] = {}
-        self._hp_off = True
+        # handler plans by plan; None while no handler can run (nothing
+        # bound, log level below EVERYTHING): see _handlers_changed
+        self._hp_cache: dict[Plan, _HandlerPlan | None] | None = None
 
         self._queue: list[Mutation] = []
         self._p = 1
@@ -296,14 +304,14 @@ class CoreMachine:
         self._disposing = False
         self._disposed = False
         self._on_dispose: list[Callable[[], None]] | None = None
-        self._ctxs: dict[str, Any] = {}
+        self._ctxs: dict[str, Any] | None = None  # made by new_state_ctx
         # set by the runtime layer: its loop's thread, and whether it has
         # subscriptions to process
         self._loop_thread = 0
         self._watch = False
         self._watch_queue = False
 
-        self._bindings: list[Binding] = []
+        self._bindings: tuple[Binding, ...] = ()
         self._bind_count = 0
         self._bind_gen = 0
         self._ever_bound = False
@@ -313,18 +321,18 @@ class CoreMachine:
         # the bound tracers that override a transition or handler hook: only
         # they make a transition build its Transition object
         self._tx_tracers: tuple[Tracer, ...] = ()
-        self._breakpoints: list[_Breakpoint] = []
+        self._breakpoints: tuple[_Breakpoint, ...] = ()
 
         env_level = _env_level()
         if env_level is not None and int(log_level) == 0:
             log_level = env_level
         self._log_level = LogLevel(log_level)
-        self._handlers_changed()
         self.log_id: bool = True
         """Whether log lines start with the machine id's first 5 chars."""
         self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
         """Picks the mutation args shown in log lines; None shows none."""
-        self._sink: LogSink = logger if logger is not None else _stdlib_sink(self._id)
+        # None: the stdlib sink, made on the first log line (self.logger)
+        self._sink: LogSink | None = logger
         self._handler_timeout = timeout
         self.panic_to_exception: bool = panic_to_exception
         """Turn handler exceptions into the Exception state (else re-raise)."""
@@ -339,6 +347,7 @@ class CoreMachine:
         if os.environ.get("AM_DEBUG") == "1":
             self.panic_to_exception = False
             self._handler_timeout = None
+        self._handlers_changed()
 
         if cs.relation_error:
             self._log(_CHANGES, f"[resolver] relation error: {cs.relation_error}")
@@ -396,8 +405,8 @@ class CoreMachine:
         self._handlers_changed()
 
     def _handlers_changed(self) -> None:
-        self._hp_cache.clear()
-        self._hp_off = not self._bindings and self._log_level < _EVERYTHING
+        off = not self._bindings and self._log_level < _EVERYTHING
+        self._hp_cache = None if off else {}
 
     @property
     def handler_timeout(self) -> float | None:
@@ -408,15 +417,19 @@ class CoreMachine:
     @handler_timeout.setter
     def handler_timeout(self, value: float | None) -> None:
         self._handler_timeout = _check_timeout(value)
+        self._handlers_changed()
 
     @property
     def logger(self) -> LogSink:
         """The log sink: a callable `(level, text)`."""
-        return self._sink
+        sink = self._sink
+        if sink is None:
+            sink = self._sink = _stdlib_sink(self._id)
+        return sink
 
     @logger.setter
     def logger(self, sink: LogSink | None) -> None:
-        self._sink = sink if sink is not None else _stdlib_sink(self._id)
+        self._sink = sink
 
     @property
     def disposed(self) -> bool:
@@ -433,7 +446,7 @@ class CoreMachine:
     def _log(self, level: int, text: str) -> None:
         if self.log_id:
             text = f"[{self._id[:5]}] {text}"
-        self._sink(LogLevel(level), text)
+        self.logger(LogLevel(level), text)
 
     def log(self, msg: str, *args: object) -> None:
         """Log an external message `[exter] msg` (formatted with `%`)."""
@@ -605,20 +618,20 @@ class CoreMachine:
             # leftovers can only exist after an error stopped processing
             self._queue.clear()
             self._n = 0
-        mut = Mutation(mtype, called, args, False, False, self._p + 1)
         if self._log_level >= _OPS:
             self._log(_OPS, f"[queue:{mtype}] {' '.join(called)}{self._log_args(args)}")
         tracers = self._tracers
-        if tracers:
+        if tracers or self._watch_queue:
+            mut = Mutation(mtype, called, args, False, False, self._p + 1)
             for t in tracers:
                 t.mutation_queued(_api(self), mut)
-        self._p += 1
-        if tracers or self._watch_queue:
+            self._p += 1
             return self._process(mut)
+        self._p += 1
         # the common case of _process, inlined
         self._processing = True
         try:
-            result = self._run(mut)
+            result = self._transition(mtype, called, args, False, False, None)
             if self._queue:
                 self._run_queue()
         except BaseException:
@@ -744,19 +757,15 @@ class CoreMachine:
 
     # --------------------------------------------------------- transition
 
-    def _plan(self, mut: Mutation) -> Plan:
-        mask = self._mask
-        key = (mut.type, mut.called, mask, mut.auto, mut.is_check)
+    def _plan(
+        self, mtype: MutationType, called: tuple[str, ...], auto: bool, is_check: bool
+    ) -> Plan:
+        mkey = self._mkey
+        key = (mtype, called, mkey, auto, is_check)
         plan = self._plans.get(key)
         if plan is None:
-            plan = resolve(
-                self._cs,
-                mut.type,
-                mut.called,
-                self._active(mask),
-                mut.auto,
-                mut.is_check,
-            )
+            active = self._active(mkey.mask)
+            plan = resolve(self._cs, mtype, called, active, auto, is_check)
             self._cache_plan(key, plan)
         return plan
 
@@ -770,7 +779,8 @@ class CoreMachine:
             or cs.plans_bytes + size > PLAN_CACHE_BYTES
         ):
             self._plans.clear()
-            self._hp_cache.clear()
+            if self._hp_cache:
+                self._hp_cache.clear()
             cs.plans_bytes = 0
         self._plans[key] = plan
         cs.plans_bytes += size
@@ -786,15 +796,16 @@ class CoreMachine:
         return active
 
     def _handler_plan(self, plan: Plan) -> _HandlerPlan | None:
-        if self._hp_off:
+        cache = self._hp_cache
+        if cache is None:
             return None
-        hp: _HandlerPlan | None = self._hp_cache.get(plan, _MISSING)
+        hp: _HandlerPlan | None = cache.get(plan, _MISSING)
         if hp is _MISSING:
             everything = self._log_level >= _EVERYTHING
             hp = self._build_handler_plan(plan, everything)
-            if len(self._hp_cache) >= _PLAN_CACHE_MAX:
-                self._hp_cache.clear()
-            self._hp_cache[plan] = hp
+            if len(cache) >= _PLAN_CACHE_MAX:
+                cache.clear()
+            cache[plan] = hp
         return hp
 
     def _methods(self, name: str) -> Methods:
@@ -853,7 +864,9 @@ class CoreMachine:
         add_final(_ANY_STATE, "", ANY_STATE)
         if not neg and not final:
             return None
-        return _HandlerPlan(tuple(neg), tuple(final))
+        calls = [(e[3], e[4]) for e in neg] + [(e[2], e[3]) for e in final]
+        sync = not any(n in b.async_names for n, methods in calls for b, _ in methods)
+        return _HandlerPlan(tuple(neg), tuple(final), sync and self._direct())
 
     def _call(
         self,
@@ -905,7 +918,9 @@ class CoreMachine:
 
     # ------------------------------------------------ runtime-layer hooks
 
-    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int = -1) -> None:
+    def _subs_after_tx(
+        self, args: dict[str, Any], plan: Plan, enters_done: int = -1
+    ) -> None:
         """Process subscriptions after an accepted transition (runtime).
 
         `enters_done` counts the entered states whose handlers ran (all of
@@ -933,20 +948,41 @@ class CoreMachine:
         )
 
     def _run(self, mut: Mutation) -> Result:
-        """Run one transition (docs/design/semantics.md §5.2)."""
-        plan = self._plans.get(
-            (mut.type, mut.called, self._mask, mut.auto, mut.is_check)
-        ) or self._plan(mut)
+        """Run one queued (or prepended) mutation."""
+        return self._transition(
+            mut.type, mut.called, mut.args, mut.auto, mut.is_check, mut
+        )
+
+    def _transition(
+        self,
+        mtype: MutationType,
+        called: tuple[str, ...],
+        args: dict[str, Any],
+        auto: bool,
+        is_check: bool,
+        mut: Mutation | None,
+    ) -> Result:
+        """Run one transition (docs/design/semantics.md §5.2).
+
+        `mut` is None for a mutation that runs as soon as it is made (no
+        tracer, not queued): its `Mutation`, with the queue tick P, is then
+        built only if someone asks the `Transition` for it.
+        """
+        plan = self._plans.get((mtype, called, self._mkey, auto, is_check))
+        if plan is None:
+            plan = self._plan(mtype, called, auto, is_check)
         tracers = self._tx_tracers
-        if self._hp_off or not plan.accepted:
+        hp_cache = self._hp_cache
+        if hp_cache is None or not plan.accepted:
             hp = None
         else:
-            hp = self._hp_cache.get(plan, _MISSING)
+            hp = hp_cache.get(plan, _MISSING)
             if hp is _MISSING:
                 hp = self._handler_plan(plan)
         tx: Transition | None = None
         if hp is not None or tracers:
-            tx = Transition(_api(self), mut, plan)
+            me: Any = self  # the full Machine, as in _api, without a call
+            tx = Transition(me, mut, plan, args, self._p)
             self._tx = tx
         elif self._tx is not None:
             self._tx = None  # log sinks must not see the previous transition
@@ -954,14 +990,14 @@ class CoreMachine:
         if level >= _OPS:
             # logged once the transition exists, so a sink reading
             # `mach.transition` sees this one
-            args = self._log_args(mut.args)
-            if mut.auto:
+            log_args = self._log_args(args)
+            if auto:
                 if level >= _DECISIONS:
                     self._log(
-                        _DECISIONS, f"[{mut.type}:auto] {' '.join(mut.called)}{args}"
+                        _DECISIONS, f"[{mtype}:auto] {' '.join(called)}{log_args}"
                     )
             else:
-                self._log(_OPS, f"[{mut.type}] {' '.join(mut.called)}{args}")
+                self._log(_OPS, f"[{mtype}] {' '.join(called)}{log_args}")
             for lvl, text in plan.logs:
                 if lvl <= level:
                     self._log(lvl, text)
@@ -980,9 +1016,9 @@ class CoreMachine:
         if hp is not None and hp.neg:
             assert tx is not None
             try:
-                res = self._negotiate(tx, mut, plan, hp)
+                res = self._negotiate(tx, auto, plan, hp)
             except _Panic as p:
-                return self._panic(tx, plan, mut, p)
+                return self._panic(tx, plan, p)
             if res is None:
                 return _CANCELED
             plan = res
@@ -990,13 +1026,13 @@ class CoreMachine:
                 tx.is_accepted = False
                 self._end_tx(tx)
                 return _CANCELED
-        elif mut.auto:
+        elif auto:
             plan = self._re_resolve(plan, plan.target)
             if tx is not None:
                 tx._plan = plan
-                tx.target_states = list(plan.target)
+                tx._target = None
 
-        if mut.is_check:
+        if is_check:
             if tx is not None:
                 self._end_tx(tx)
             return _EXECUTED
@@ -1009,39 +1045,35 @@ class CoreMachine:
             for name, delta, flag in plan.apply:
                 ticks[name] += delta
                 on[name] = flag
-            self._mask = plan.after_mask
+            self._mkey = plan.after_key
             if level >= _CHANGES:
-                self._log_state_line(mut, plan)
+                self._log_state_line(auto, args, plan)
             if self._ctxs:
                 self._expire_ctxs(changes)
         # final handlers
         if hp is not None:
-            hp2 = self._handler_plan(plan) if mut.auto else hp
+            hp2 = self._handler_plan(plan) if auto else hp
             if hp2 is not None and hp2.final:
                 assert tx is not None
                 try:
                     self._finals(tx, hp2)
                 except _Panic as p:
-                    return self._panic(tx, plan, mut, p)
+                    return self._panic(tx, plan, p)
                 if self._disposing:
                     tx.is_accepted = False
                     self._end_tx(tx)
                     return _CANCELED
 
         if self._watch:
-            self._subs_after_tx(mut, plan)
+            self._subs_after_tx(args, plan)
 
         # auto states
         if (
             changes
             and self._has_auto
-            and not mut.auto
+            and not auto
             and not self._disposing
-            and not (
-                mut.type is _ADD
-                and len(mut.called) == 1
-                and mut.called[0] in _HEALTH_STATES
-            )
+            and not (mtype is _ADD and len(called) == 1 and called[0] in _HEALTH_STATES)
         ):
             cands = self._auto_candidates()
             if cands:
@@ -1051,9 +1083,9 @@ class CoreMachine:
 
         if tx is not None:
             self._end_tx(tx)
-        if mut.type is _REMOVE:
+        if mtype is _REMOVE:
             ticks = self._ticks
-            for s in mut.called:
+            for s in called:
                 if ticks[s] & 1:
                     return _CANCELED
         return _EXECUTED
@@ -1064,15 +1096,15 @@ class CoreMachine:
             for t in self._tx_tracers:
                 t.transition_end(tx)
 
-    def _log_state_line(self, mut: Mutation, plan: Plan) -> None:
+    def _log_state_line(self, auto: bool, args: dict[str, Any], plan: Plan) -> None:
         index = self._index
         parts = [f"+{s}" for s in plan.enters]
         parts += [f"-{s}" for s in sorted(plan.exits, key=index.__getitem__)]
         if self._log_level >= _EVERYTHING:
             entered = set(plan.enters)
             parts += [s for s in plan.target if s not in entered]
-        tag = "[auto_]" if mut.auto else "[state]"
-        self._log(_CHANGES, f"{tag} {' '.join(parts)}{self._log_args(mut.args)}")
+        tag = "[auto_]" if auto else "[state]"
+        self._log(_CHANGES, f"{tag} {' '.join(parts)}{self._log_args(args)}")
 
     def _re_resolve(self, plan: Plan, target: Sequence[str]) -> Plan:
         key = ("re", plan.called, plan.before, tuple(target))
@@ -1083,11 +1115,11 @@ class CoreMachine:
         return out
 
     def _auto_candidates(self) -> tuple[str, ...]:
-        mask = self._mask
-        cached = self._auto_cache.get(mask)
+        mkey = self._mkey
+        cached = self._auto_cache.get(mkey)
         if cached is None:
             cs = self._cs
-            active = self._active(mask)
+            active = self._active(mkey.mask)
             out = []
             logs = []
             for s in cs.auto:
@@ -1101,18 +1133,30 @@ class CoreMachine:
             cached = (tuple(out), tuple(logs))
             if len(self._auto_cache) >= _PLAN_CACHE_MAX:
                 self._auto_cache.clear()
-            self._auto_cache[mask] = cached
+            self._auto_cache[mkey] = cached
         if cached[1] and self._log_level >= _EVERYTHING:
             for text in cached[1]:
                 self._log(_EVERYTHING, text)
         return cached[0]
 
     def _negotiate(
-        self, tx: Transition, mut: Mutation, plan: Plan, hp: _HandlerPlan
+        self, tx: Transition, auto: bool, plan: Plan, hp: _HandlerPlan
     ) -> Plan | None:
         """Run negotiation handlers; return the (possibly re-resolved) plan,
         or None when canceled."""
-        auto = mut.auto
+        if hp.direct and not auto:
+            mach: Any = self
+            for kind, x, _, name, methods in hp.neg:
+                for binding, fn in methods:
+                    try:
+                        ret = fn(Event(name, mach, tx))
+                    except Exception as exc:
+                        raise _Panic(exc, kind, x, binding, name) from exc
+                    if self._disposing:
+                        return plan
+                    if ret is False:
+                        return self._cancel_neg(tx, name, kind == _SELF)
+            return plan
         cs = self._cs
         target = tx.target_states
         dropped: set[str] = set()
@@ -1162,7 +1206,7 @@ class CoreMachine:
                 return self._cancel_neg(tx, "", False)
             plan = self._re_resolve(plan, target)
             tx._plan = plan
-            tx.target_states = list(plan.target)
+            tx._target = None
         return plan
 
     def _cancel_neg(self, tx: Transition, name: str, is_self: bool) -> Plan | None:
@@ -1174,7 +1218,33 @@ class CoreMachine:
         self._end_tx(tx)
         return None
 
+    def _direct(self) -> bool:
+        """Whether sync handlers can be called without `_call`: no tracer,
+        log line or timeout to look after. What it reads calls
+        `_handlers_changed`, which drops the handler plans built with it."""
+        return (
+            not self._tx_tracers
+            and self._log_level < _OPS
+            and self._handler_timeout is None
+        )
+
     def _finals(self, tx: Transition, hp: _HandlerPlan) -> None:
+        if hp.direct:
+            mach: Any = self
+            ticks = self._ticks
+            for kind, x, name, methods in hp.final:
+                for binding, fn in methods:
+                    if kind == _ANY_STATE:
+                        event = Event(name, mach, tx)
+                    else:
+                        event = Event(name, mach, tx, x, ticks[x])
+                    try:
+                        fn(event)
+                    except Exception as exc:
+                        raise _Panic(exc, kind, x, binding, name) from exc
+                    if self._disposing:
+                        return
+            return
         everything = self._log_level >= _EVERYTHING
         for kind, x, name, methods in hp.final:
             if everything:
@@ -1185,8 +1255,9 @@ class CoreMachine:
                 if self._disposing:
                     return
 
-    def _panic(self, tx: Transition, plan: Plan, mut: Mutation, p: _Panic) -> Result:
+    def _panic(self, tx: Transition, plan: Plan, p: _Panic) -> Result:
         exc = p.exc
+        mut = tx.mutation
         if not self.panic_to_exception:
             tx.is_accepted = False
             self._end_tx(tx)
@@ -1205,14 +1276,16 @@ class CoreMachine:
             ticks = self._ticks
             index = self._index
             undone = []
+            mask = self._mkey.mask
             for s in finals[idx:]:
                 if ticks[s] & 1:
                     ticks[s] += 1
                     self._on[s] = False
-                    self._mask &= ~(1 << index[s])
+                    mask &= ~(1 << index[s])
                     undone.append((s, 1))
+            self._mkey = self._cs.mask_key(mask)
             if level >= _OPS:
-                active = " ".join(self._active(self._mask))
+                active = " ".join(self._active(mask))
                 self._log(_OPS, f"[recover] partial final states as ({active})")
             if undone and self._ctxs:
                 self._expire_ctxs(undone)
@@ -1220,7 +1293,7 @@ class CoreMachine:
             tx._clock_after = dict(self._ticks)
         if p.kind >= _END and self._watch:
             done = plan.enters.index(p.state) if p.kind == _STATE else len(plan.enters)
-            self._subs_after_tx(mut, plan, done)
+            self._subs_after_tx(mut.args, plan, done)
         self._end_tx(tx)
         fn = p.binding.methods.get(p.name)
         qualname = getattr(fn, "__qualname__", p.name)
@@ -1328,7 +1401,7 @@ class CoreMachine:
         """Active states in state order."""
         if self._disposed:
             return []
-        return list(self._active(self._mask))
+        return list(self._active(self._mkey.mask))
 
     def tick(self, state: str) -> int:
         """The tick of `state`: odd when active, even when inactive."""
@@ -1504,7 +1577,7 @@ class CoreMachine:
         binding = Binding(self._bind_count, binding_id, obj, methods, async_names)
         binding.pairs = handler_pairs(methods, self._index)
         self._bind_count += 1
-        self._bindings.append(binding)
+        self._bindings = (*self._bindings, binding)
         self._bind_gen += 1
         self._handlers_changed()
         if self._log_level >= _OPS:
@@ -1520,7 +1593,7 @@ class CoreMachine:
         """Unbind the handler object bound under `binding_id`."""
         for i, b in enumerate(self._bindings):
             if b.id == binding_id:
-                del self._bindings[i]
+                self._bindings = self._bindings[:i] + self._bindings[i + 1 :]
                 self._bind_gen += 1
                 self._handlers_changed()
                 if self._log_level >= _OPS:
@@ -1543,6 +1616,7 @@ class CoreMachine:
             raise ValueError("this tracer is already bound")
         self._tracers = (*self._tracers, tracer)
         self._tx_tracers = tuple(t for t in self._tracers if _watches_transitions(t))
+        self._handlers_changed()
         tracer.machine_init(_api(self))
 
     def detach_tracer(self, tracer: Tracer) -> None:
@@ -1551,6 +1625,7 @@ class CoreMachine:
             raise ValueError("this tracer is not bound")
         self._tracers = tuple(t for t in self._tracers if t is not tracer)
         self._tx_tracers = tuple(t for t in self._tx_tracers if t is not tracer)
+        self._handlers_changed()
 
     @property
     def tracers(self) -> tuple[Tracer, ...]:
@@ -1563,13 +1638,12 @@ class CoreMachine:
         self, added: Iterable[str], removed: Iterable[str], strict: bool = False
     ) -> None:
         """Call `breakpoint()` when an add/remove of these states is made."""
-        self._breakpoints.append(
-            _Breakpoint(
-                tuple(self._parse_keep_dups(added or ())),
-                tuple(self._parse_keep_dups(removed or ())),
-                strict,
-            )
+        bp = _Breakpoint(
+            tuple(self._parse_keep_dups(added or ())),
+            tuple(self._parse_keep_dups(removed or ())),
+            strict,
         )
+        self._breakpoints = (*self._breakpoints, bp)
 
     def _check_breakpoints(self, mtype: MutationType, called: tuple[str, ...]) -> None:
         added = called if mtype is _ADD else ()
@@ -1605,12 +1679,15 @@ class CoreMachine:
         if self._disposed:
             return self._ctx_class(self, state, 0, True)
         self._check1(state)
-        ctx: CtxBase | None = self._ctxs.get(state)
+        ctxs = self._ctxs
+        if ctxs is None:
+            ctxs = self._ctxs = {}
+        ctx: CtxBase | None = ctxs.get(state)
         if ctx is not None:
             return ctx
         tick = self._ticks[state]
         ctx = self._ctx_class(self, state, tick, False)
-        self._ctxs[state] = ctx
+        ctxs[state] = ctx
         if self._log_level >= _OPS:
             self._log(_OPS, f"[ctx:new] {state}")
         return ctx
@@ -1633,7 +1710,7 @@ class CoreMachine:
         names = self._cs.names
         own = self._ticks
         on = self._on
-        mask = self._mask
+        mask = self._mkey.mask
         changes: list[tuple[str, int]] = []
         for i, tick in ticks:
             name = names[i]
@@ -1644,7 +1721,7 @@ class CoreMachine:
                 changes.append((name, tick))
         if not changes:
             return ()
-        self._mask = mask
+        self._mkey = self._cs.mask_key(mask)
         if self._log_level >= _CHANGES:
             parts = [f"{'+' if t & 1 else '-'}{s}" for s, t in changes]
             self._log(_CHANGES, f"[remote] {' '.join(parts)}")
@@ -1655,11 +1732,13 @@ class CoreMachine:
             plan = Plan()
             plan.changes = out
             plan.enters = ()
-            self._subs_after_tx(Mutation(_ADD, (), {}), plan, 0)
+            self._subs_after_tx({}, plan, 0)
         return out
 
     def _expire_ctxs(self, changes: Iterable[tuple[str, int]]) -> None:
         ctxs = self._ctxs
+        if ctxs is None:
+            return
         for name, _ in changes:
             ctx = ctxs.pop(name, None)
             if ctx is not None:
@@ -1705,13 +1784,13 @@ class CoreMachine:
             return
         self._queue.clear()
         self._n = 0
-        ctxs = list(self._ctxs.values())
-        self._ctxs.clear()
+        ctxs = list(self._ctxs.values()) if self._ctxs else []
+        self._ctxs = None
         for ctx in ctxs:
             ctx._expire()
         self._ticks = _ZeroTicks()
         self._on = _Off()
-        self._mask = 0
+        self._mkey = self._cs.mask_key(0)
         self._disposed = True
         callbacks = self._on_dispose
         self._on_dispose = None
@@ -1726,7 +1805,11 @@ class CoreMachine:
         if self._disposed:
             return ""
         ticks = self._ticks
-        return "(" + " ".join(f"{s}:{ticks[s]}" for s in self._active(self._mask)) + ")"
+        return (
+            "("
+            + " ".join(f"{s}:{ticks[s]}" for s in self._active(self._mkey.mask))
+            + ")"
+        )
 
     def __repr__(self) -> str:
         return f"<Machine {self._id} {self}>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._schema import CompiledSchema
+from ._schema import CompiledSchema, MaskKey
 from ._types import LogLevel, MutationType, StepType
 
 __all__ = [
@@ -39,7 +39,7 @@ class Plan:
 
     __slots__ = (
         "accepted",
-        "after_mask",
+        "after_key",
         "apply",
         "auto_candidates",
         "before",
@@ -59,7 +59,7 @@ class Plan:
     )
 
     accepted: bool
-    after_mask: int
+    after_key: MaskKey
     apply: tuple[tuple[str, int, bool], ...]
     before: tuple[str, ...]
     before_set: frozenset[str]
@@ -286,7 +286,7 @@ def _exits_enters(cs: CompiledSchema, plan: Plan) -> None:
     mask = 0
     for s in target:
         mask |= 1 << index[s]
-    plan.after_mask = mask
+    plan.after_key = cs.mask_key(mask)
 
 
 def re_resolve(cs: CompiledSchema, plan: Plan, target: Sequence[str]) -> Plan:

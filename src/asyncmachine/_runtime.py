@@ -13,7 +13,6 @@ the table of what each call does from where.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -29,7 +28,7 @@ from ._loop import TRIO, Binding, bind_current, current_lib, task_key, trio_lowl
 from ._machine import _END, _STATE, CoreMachine, log_handler_error
 from ._resolve import Plan
 from ._tracer import Tracer
-from ._transition import Event, Mutation
+from ._transition import Event
 from ._types import (
     EXCEPTION,
     Clock,
@@ -415,6 +414,13 @@ def _set_event() -> WhenEvent:
     return ev
 
 
+# calls from outside the loop, in order: (function, args, abandon), abandon
+# called if the machine stops first (a list: an empty deque takes 760 bytes)
+_InboxCalls = list[
+    tuple[Callable[..., object], tuple[Any, ...], Callable[[], object] | None]
+]
+
+
 class _Gate:
     """Start order of the machine's tasks: each waits for the one before."""
 
@@ -460,11 +466,12 @@ class Machine(CoreMachine):
         self._binding: Binding | None = None
         # calls from outside the loop, in the order they were made:
         # (function, args, abandon), abandon called if the machine stops first
-        self._inbox: collections.deque[
-            tuple[Callable[..., object], tuple[Any, ...], Callable[[], object] | None]
-        ] = collections.deque()
-        self._inbox_lock = threading.Lock()
-        self._inbox_cond = threading.Condition(self._inbox_lock)
+        # created when the machine first runs (`_open_inbox`): an idle
+        # machine takes no calls from outside
+        self._inbox: _InboxCalls | None = None
+        self._inbox_lock: threading.Lock | None = None
+        # on the lock, made when a thread first waits for room in the inbox
+        self._inbox_cond: threading.Condition | None = None
         self._inbox_full = 0  # threads waiting for room in the inbox
         self._inbox_armed = False
         self._inbox_closed = True
@@ -512,7 +519,7 @@ class Machine(CoreMachine):
         # the core's cheap thread check; a guest run shares its thread with
         # the host loop, so there every call asks the binding
         self._loop_thread = -1 if binding.guest else binding.thread
-        with self._inbox_lock:
+        with self._open_inbox():
             self._inbox_closed = False
             # armed until the inbox task first parks: no wake-up is lost
             self._inbox_armed = True
@@ -556,6 +563,14 @@ class Machine(CoreMachine):
         finally:
             self._stop_running()
 
+    def _open_inbox(self) -> threading.Lock:
+        """The inbox's lock (and the inbox), made on the first run."""
+        lock = self._inbox_lock
+        if lock is None:
+            self._inbox = []
+            self._inbox_lock = lock = threading.Lock()
+        return lock
+
     def _stop_running(self) -> None:
         self._close_inbox()
         self._tg = None
@@ -584,14 +599,20 @@ class Machine(CoreMachine):
 
         False (and nothing queued) when the machine no longer runs.
         """
-        with self._inbox_cond:
-            inbox = self._inbox
+        lock = self._inbox_lock
+        inbox = self._inbox
+        if lock is None or inbox is None:  # never ran
+            return False
+        with lock:
             while len(inbox) >= _INBOX_MAX and not self._inbox_closed:
                 binding = self._binding
                 if binding is None or binding.thread == _get_ident():
                     break  # the loop's own thread (a guest's host) can't wait
+                cond = self._inbox_cond
+                if cond is None:
+                    cond = self._inbox_cond = threading.Condition(lock)
                 self._inbox_full += 1
-                self._inbox_cond.wait()
+                cond.wait()
                 self._inbox_full -= 1
             if self._inbox_closed:
                 return False
@@ -651,14 +672,11 @@ class Machine(CoreMachine):
         (the inbox stays armed), False once it is empty (disarmed)."""
         inbox = self._inbox
         lock = self._inbox_lock
+        assert inbox is not None and lock is not None
         with lock:
-            if len(inbox) <= _INBOX_CHUNK:
-                batch = list(inbox)
-                inbox.clear()
-            else:
-                pop = inbox.popleft
-                batch = [pop() for _ in range(_INBOX_CHUNK)]
-            if self._inbox_full:
+            batch = inbox[:_INBOX_CHUNK]
+            del inbox[:_INBOX_CHUNK]
+            if self._inbox_full and self._inbox_cond is not None:
                 self._inbox_cond.notify_all()
         for i, (fn, args, _) in enumerate(batch):
             try:
@@ -667,7 +685,7 @@ class Machine(CoreMachine):
                 # the error ends the machine's task group; what is left
                 # of the batch is abandoned with the rest of the inbox
                 with lock:
-                    inbox.extendleft(reversed(batch[i + 1 :]))
+                    inbox[:0] = batch[i + 1 :]
                 raise
         with lock:
             if inbox:
@@ -678,11 +696,17 @@ class Machine(CoreMachine):
     def _close_inbox(self) -> None:
         """Stop taking calls; abandon the waiting ones (blocked callers
         return their neutral answer)."""
-        with self._inbox_lock:
+        lock = self._inbox_lock
+        inbox = self._inbox
+        if lock is None or inbox is None:  # never ran
             self._inbox_closed = True
-            left = list(self._inbox)
-            self._inbox.clear()
-            self._inbox_cond.notify_all()
+            return
+        with lock:
+            self._inbox_closed = True
+            left = inbox[:]
+            inbox.clear()
+            if self._inbox_cond is not None:
+                self._inbox_cond.notify_all()
         for _, _, abandon in left:
             if abandon is not None:
                 abandon()
@@ -1264,7 +1288,9 @@ class Machine(CoreMachine):
             self._log(_OPS, f"[{_KIND_LOG[sub.kind]}:match] {_describe(sub)}")
         ev.set()
 
-    def _subs_after_tx(self, mut: Mutation, plan: Plan, enters_done: int = -1) -> None:
+    def _subs_after_tx(
+        self, args: dict[str, Any], plan: Plan, enters_done: int = -1
+    ) -> None:
         ticks = self._ticks
         w1 = self._w1
         w0 = self._w0
@@ -1293,7 +1319,6 @@ class Machine(CoreMachine):
                         if s not in fired and self._ready(s):
                             fired.append(s)
         if args_subs and enters_done:
-            args = mut.args
             enters = plan.enters if enters_done < 0 else plan.enters[:enters_done]
             for name in enters:
                 for s in args_subs.get(name, ()):

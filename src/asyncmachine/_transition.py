@@ -53,29 +53,40 @@ class Transition:
     """One atomic change of a machine's states, as its handlers see it."""
 
     __slots__ = (
+        "_args",
         "_clock_after",
         "_id",
+        "_mut",
         "_plan",
+        "_queue_tick",
+        "_target",
         "clock_before",
         "is_accepted",
         "is_completed",
         "machine",
-        "mutation",
-        "target_states",
     )
 
-    def __init__(self, machine: Machine, mutation: Mutation, plan: Plan) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        mutation: Mutation | None,
+        plan: Plan,
+        args: dict[str, Any],
+        queue_tick: int,
+    ) -> None:
         self._id = ""
         self._plan = plan
         self._clock_after: Clock | None = None
         self.machine: Machine = machine
         """The machine this transition runs on."""
-        self.mutation: Mutation = mutation
-        """The mutation that started this transition."""
+        # None for a mutation run as soon as it was made (not auto, not a
+        # check): `mutation` builds it from the plan, args and queue tick
+        self._mut = mutation
+        self._args = args
+        self._queue_tick = queue_tick
         self.clock_before: Clock = dict(machine._ticks)
         """Ticks of all states when the transition started."""
-        self.target_states: list[str] = list(plan.target)
-        """States active after the transition, if it is accepted."""
+        self._target: list[str] | None = None  # target_states, made on request
         self.is_accepted: bool = plan.accepted
         """False once the transition is canceled."""
         self.is_completed: bool = False
@@ -89,9 +100,30 @@ class Transition:
         return self._id
 
     @property
+    def target_states(self) -> list[str]:
+        """States active after the transition, if it is accepted (it shrinks
+        when negotiation drops Auto states)."""
+        target = self._target
+        if target is None:
+            target = self._target = list(self._plan.target)
+        return target
+
+    @property
+    def mutation(self) -> Mutation:
+        """The mutation that started this transition."""
+        mut = self._mut
+        if mut is None:
+            plan = self._plan
+            mut = Mutation(
+                plan.mtype, plan.called, self._args, queue_tick=self._queue_tick
+            )
+            self._mut = mut
+        return mut
+
+    @property
     def called_states(self) -> list[str]:
         """The states the mutation named."""
-        return list(self.mutation.called)
+        return list(self._plan.called)
 
     @property
     def states_before(self) -> list[str]:
@@ -111,17 +143,19 @@ class Transition:
     @property
     def is_check(self) -> bool:
         """True for a `can_add`/`can_remove` dry run."""
-        return self.mutation.is_check
+        mut = self._mut
+        return mut is not None and mut.is_check
 
     @property
     def is_auto(self) -> bool:
         """True for the machine's own Auto-state transitions."""
-        return self.mutation.auto
+        mut = self._mut
+        return mut is not None and mut.auto
 
     @property
     def args(self) -> dict[str, Any]:
         """The mutation's args."""
-        return self.mutation.args
+        return self._args
 
     @property
     def clock_after(self) -> Clock:
@@ -129,7 +163,7 @@ class Transition:
         if self._clock_after is not None:
             return dict(self._clock_after)
         clock = dict(self.clock_before)
-        if self.is_accepted and not self.mutation.is_check:
+        if self.is_accepted and not self.is_check:
             for name, delta in self._plan.changes:
                 clock[name] += delta
         return clock
@@ -144,7 +178,7 @@ class Transition:
 
     def change_steps(self) -> list[tuple[StepType, str, str, str]]:
         """The REMOVE and SET steps of the (applied) plan, exits first."""
-        if not self.is_accepted or self.mutation.is_check:
+        if not self.is_accepted or self.is_check:
             return []
         return list(change_steps(self._plan))
 
@@ -205,7 +239,7 @@ class Event:
     @property
     def args(self) -> dict[str, Any]:
         """The mutation's args (the same dict for every handler)."""
-        return self.transition.mutation.args
+        return self.transition._args
 
     def is_valid(self) -> bool:
         """True while the transition runs and has not been canceled."""
