@@ -354,7 +354,9 @@ class Supervisor:
     with its own secret) until `min` are ready and `warm` are idle, up to
     `max`. Dead workers are reaped and replaced, and their clients told. A
     callable instead of the module name runs in-process workers (fast tests
-    of the pool logic). See docs/node.md.
+    of the pool logic). With `pool_secret` and a fixed `adopt_port`, the
+    workers of a previous run (e.g. killed) re-register within their
+    `reconnect_window` and are adopted. See docs/node.md.
     """
 
     def __init__(
