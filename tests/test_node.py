@@ -8,6 +8,8 @@ fixture kills any worker process still alive after a test, and fails it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import os
 import signal
@@ -26,6 +28,8 @@ import asyncmachine as am
 import node_workers
 from asyncmachine import node, rpc
 from asyncmachine.states import (
+    BOOTSTRAP_SCHEMA,
+    BootstrapStates,
     NodeClientStates,
     SupervisorStates,
     WorkerStates,
@@ -34,6 +38,7 @@ from asyncmachine.states import (
 S = SupervisorStates
 C = NodeClientStates
 W = WorkerStates
+BW = BootstrapStates
 SECRET = "test-secret"
 TESTS = str(Path(__file__).parent)
 # generous: the bound of a wait that only a bug makes long
@@ -503,3 +508,187 @@ async def test_work_timeout() -> None:
             assert net.tick(W.ErrWorkTimeout) >= 1
             # the worker goes on
             assert await c.work({"op": "hash", "data": b"z"}) == sha(b"z")
+
+
+# ---------------------------------------------------------------------------
+# supervisor restarts: workers are adopted (docs/node.md, "Supervisor restarts")
+
+POOL = "test-pool-secret"
+
+ADOPT_SCRIPT = """
+import sys, anyio
+from asyncmachine import node
+from asyncmachine.states import SupervisorStates
+
+port, adopt_port, window = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+
+async def main():
+    async with node.Supervisor(
+        "node_workers", secret="s", min=2, max=2, warm=0, port=port,
+        pool_secret=sys.argv[4], adopt_port=adopt_port,
+        reconnect_window=window, adopt_wait=0,
+    ) as sup:
+        await sup.mach.when1(SupervisorStates.Ready)
+        print(*sup.pids, flush=True)
+        await anyio.sleep_forever()
+
+anyio.run(main)
+"""
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.fixture
+def subreaper() -> Iterator[None]:
+    """Orphaned workers (their supervisor killed) become this process's
+    children, so that they are reaped here (PID 1 of a container may not
+    reap); `no_leftovers` then sees them too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_child_subreaper = 36
+    assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
+    try:
+        yield
+    finally:
+        libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
+
+
+async def _kill_supervisor_process(
+    port: int, adopt_port: int, window: float, pool_secret: str = POOL
+) -> list[int]:
+    """Run a supervisor of 2 worker processes in a child process, SIGKILL it
+    once its pool is ready; return its workers' pids (orphaned now)."""
+    env = {**os.environ, "PYTHONPATH": TESTS}
+    argv = [str(port), str(adopt_port), str(window), pool_secret]
+    proc = await anyio.open_process(
+        [sys.executable, "-c", ADOPT_SCRIPT, *argv], env=env, stderr=None
+    )
+    async with proc:
+        try:
+            assert proc.stdout is not None
+            line = b""
+            with anyio.fail_after(T):
+                while not line.endswith(b"\n"):
+                    line += await proc.stdout.receive()
+        finally:
+            proc.kill()
+            await proc.wait()
+    pids = [int(p) for p in line.split()]
+    assert len(pids) == 2
+    return pids
+
+
+async def _gone(pids: list[int]) -> None:
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(pid))
+    _, alive = await anyio.to_thread.run_sync(
+        lambda: psutil.wait_procs(procs, timeout=T)
+    )
+    assert not alive
+    assert not any(psutil.pid_exists(p) for p in pids)
+
+
+def test_adoption_arguments() -> None:
+    with pytest.raises(ValueError, match="adopt_port"):
+        node.Supervisor("m", secret=SECRET, pool_secret=POOL)
+    with pytest.raises(ValueError, match="pool_secret"):
+        node.Supervisor(in_process(), secret=SECRET, pool_secret=POOL, adopt_port=1)
+    with pytest.raises(ValueError, match="reconnect_window"):
+        node.Supervisor("m", secret=SECRET, reconnect_window=0)
+    with pytest.raises(ValueError, match="adopt_wait"):
+        node.Supervisor("m", secret=SECRET, adopt_wait=-1)
+
+
+async def test_a_restarted_supervisor_adopts_the_workers(
+    subreaper: None, no_leftovers: None
+) -> None:
+    port, adopt_port = _free_ports(2)
+    pids = await _kill_supervisor_process(port, adopt_port, T)
+    # a new run on the same ports, with the same pool secret
+    opts = {"pool_secret": POOL, "adopt_port": adopt_port, "port": port}
+    async with supervisor("node_workers", min=2, max=2, warm=0, **opts) as sup:
+        with anyio.fail_after(T):
+            await sup.mach.when1(S.Ready).wait()
+        assert sorted(sup.pids) == sorted(pids)
+        assert all(w.adopted for w in sup.workers)
+        assert sup.adopted == 2
+        assert sup.started == 0  # nothing forked: the adopted fill `min`
+        async with client(sup) as c:
+            with anyio.fail_after(T):
+                await c.request_worker()
+                assert await c.work({"op": "pid"}) in pids
+                data = os.urandom(64)
+                assert await c.work({"op": "hash", "data": data}) == sha(data)
+    # stopped: the adopted workers killed (by process group) and reaped by
+    # the supervisor itself (this process is their subreaper): gone at once
+    assert not any(psutil.pid_exists(p) for p in pids)
+
+
+async def test_without_a_restart_workers_leave_after_the_window(
+    subreaper: None, no_leftovers: None
+) -> None:
+    port, adopt_port = _free_ports(2)
+    pids = await _kill_supervisor_process(port, adopt_port, 1.0)
+    # a supervisor with another pool secret cannot adopt them
+    opts = {"pool_secret": "another", "adopt_port": adopt_port, "adopt_wait": 0}
+    async with supervisor("node_workers", min=0, max=2, warm=0, **opts) as sup:
+        await _gone(pids)
+        assert not sup.workers
+        assert sup.adopted == 0
+
+
+async def test_adoption_with_a_wrong_secret_is_refused(no_leftovers: None) -> None:
+    (adopt_port,) = _free_ports(1)
+    opts = {"pool_secret": POOL, "adopt_port": adopt_port, "adopt_wait": 0}
+    sleeper = await anyio.open_process(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        start_new_session=True,
+    )
+    async with sleeper:
+        try:
+            async with supervisor("node_workers", min=0, max=2, warm=0, **opts) as sup:
+                addr = {"host": "127.0.0.1", "port": 1, "id": "w", "secret": "x"}
+                addr["pid"] = sleeper.pid
+                # a wrong pool secret: the handshake fails
+                bad = rpc.Client(
+                    "127.0.0.1",
+                    adopt_port,
+                    BOOTSTRAP_SCHEMA,
+                    secret="wrong",
+                    reconnect=False,
+                )
+                async with bad:
+                    with anyio.fail_after(T):
+                        await bad.mach.when1(rpc.ClientStates.ConnRetryFailed).wait()
+                    assert isinstance(bad.mach.err, rpc.AuthError)
+                # the pool secret, but no worker answers with that secret:
+                # not adopted, and the pid given is not killed
+                ok = rpc.Client("127.0.0.1", adopt_port, BOOTSTRAP_SCHEMA, secret=POOL)
+                async with ok:
+                    with anyio.fail_after(T):
+                        await ok.mach.when1(rpc.ClientStates.Ready).wait()
+                        failed = sup.mach.when_ticks(S.ErrWorker, 1)
+                        bad_args = {k: v for k, v in addr.items() if k != "secret"}
+                        res = await ok.net_mach.add1(BW.WorkerAddr, bad_args)
+                        assert res == am.Result.CANCELED
+                        res = await ok.net_mach.add1(BW.WorkerAddr, addr)
+                        assert res == am.Result.EXECUTED
+                        await failed.wait()
+                assert "not adopted" in str(sup.mach.err)
+                assert not sup.workers
+                assert sup.adopted == 0
+            assert sleeper.returncode is None
+            assert psutil.Process(sleeper.pid).status() != psutil.STATUS_ZOMBIE
+        finally:
+            sleeper.kill()
+            await sleeper.wait()

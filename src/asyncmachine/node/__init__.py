@@ -8,6 +8,7 @@ to it directly. The states are `asyncmachine.states.SupervisorStates`,
 `WorkerStates` and `NodeClientStates`. See docs/node.md.
 """
 
+from ._base import POOL_SECRET_ENV as POOL_SECRET_ENV
 from ._base import SECRET_ENV as SECRET_ENV
 from ._base import NodeError as NodeError
 from ._base import WorkerGoneError as WorkerGoneError
@@ -21,6 +22,7 @@ from ._worker import WorkFn as WorkFn
 from ._worker import run_worker as run_worker
 
 __all__ = [
+    "POOL_SECRET_ENV",
     "SECRET_ENV",
     "Client",
     "NodeError",

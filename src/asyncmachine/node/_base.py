@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 __all__ = [
+    "POOL_SECRET_ENV",
     "SECRET_ENV",
     "NodeError",
     "WorkError",
@@ -24,6 +25,10 @@ __all__ = [
 SECRET_ENV = "AM_NODE_SECRET"
 """The environment variable a worker process reads its secret from (never
 the command line, which other users can read in the process list)."""
+
+POOL_SECRET_ENV = "AM_NODE_POOL_SECRET"
+"""The environment variable a worker process reads the pool secret from: it
+re-registers with a restarted supervisor that proves this secret."""
 
 # payload names
 P_WORKER = "worker"  # supervisor -> client: a worker's address and secret

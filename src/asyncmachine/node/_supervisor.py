@@ -28,7 +28,14 @@ from asyncmachine.states import (
     WorkerStates,
 )
 
-from ._base import P_WORKER, P_WORKER_GONE, SECRET_ENV, NodeError, first
+from ._base import (
+    P_WORKER,
+    P_WORKER_GONE,
+    POOL_SECRET_ENV,
+    SECRET_ENV,
+    NodeError,
+    first,
+)
 from ._worker import Worker
 
 __all__ = ["Supervisor", "WorkerFactory", "WorkerInfo"]
@@ -82,6 +89,64 @@ class _OsProc:
         tail = self.stderr.decode(errors="replace").strip()
         last = tail.splitlines()[-1] if tail else ""
         return f"exit code {self.returncode}" + (f": {last}" if last else "")
+
+
+class _PidProc:
+    """An adopted worker process: not a child of this supervisor, so it is
+    watched through a pidfd (Linux) and killed by its process group."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid: int | None = pid
+        self.exited: anyio.Event = anyio.Event()
+        self.returncode: int | None = None
+        self._fd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            self._fd = os.pidfd_open(pid)  # ProcessLookupError: gone already
+        else:  # pragma: no cover - not Linux
+            os.kill(pid, 0)
+
+    async def watch(self) -> None:
+        try:
+            if self._fd is not None:
+                await anyio.wait_readable(self._fd)
+            else:  # pragma: no cover - not Linux: no exit notification
+                while True:
+                    os.kill(self.pid or 0, 0)
+                    await anyio.sleep(0.2)
+        except (OSError, anyio.ClosedResourceError):
+            pass
+        self.returncode = -9
+        self.exited.set()
+
+    def kill(self) -> None:
+        pid = self.pid
+        assert pid is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+            if self._fd is not None:
+                # race-free: the pidfd names this process, not a reused pid
+                signal.pidfd_send_signal(self._fd, signal.SIGKILL)
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+
+    async def reap(self) -> None:
+        with anyio.CancelScope(shield=True):
+            self.kill()
+            await self.exited.wait()
+            # reaped by its parent (init, or this process as a subreaper)
+            if self.pid is not None:
+                with contextlib.suppress(ChildProcessError, OSError):
+                    # WNOHANG: never blocks (the process has exited)
+                    os.waitpid(self.pid, os.WNOHANG)  # noqa: ASYNC222
+            self.close()
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            anyio.notify_closing(fd)  # ends a `watch` waiting on it
+            os.close(fd)
+
+    def reason(self) -> str:
+        return "exited"
 
 
 class _TaskProc:
@@ -145,10 +210,13 @@ class WorkerInfo:
         self.killing = False
         self.scope: anyio.CancelScope = anyio.CancelScope()
         self.client: rpc.Client | None = None
-        self.proc: _OsProc | _TaskProc | None = None
+        self.proc: _OsProc | _TaskProc | _PidProc | None = None
         self.registered: anyio.Event = anyio.Event()
         self.done: anyio.Event = anyio.Event()
         self.started = False
+        self.adopted: bool = False
+        """Re-registered after its supervisor's restart (see docs/node.md,
+        "Supervisor restarts")."""
 
     @property
     def net_mach(self) -> rpc.NetMachine | None:
@@ -175,6 +243,32 @@ class _BootHandlers:
         self.info.host = e.args["host"]
         self.info.port = e.args["port"]
         self.info.registered.set()
+
+
+class _AdoptHandlers:
+    """The adoption server's machine: workers of a previous supervisor run
+    re-register here (authenticated by the pool secret)."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.s = sup
+
+    def WorkerAddrEnter(self, e: am.Event) -> bool:
+        a = e.args
+        ok = (
+            isinstance(a.get("host"), str)
+            and isinstance(a.get("port"), int)
+            and isinstance(a.get("pid"), int)
+            and a["pid"] > 1
+            and isinstance(a.get("id"), str)
+            and bool(a["id"])
+            and isinstance(a.get("secret"), str)
+            and bool(a["secret"])
+        )
+        return ok and self.s._can_adopt(a["id"])
+
+    def WorkerAddrState(self, e: am.Event) -> None:
+        a = e.args
+        self.s._adopt(a["id"], a["host"], a["port"], a["pid"], a["secret"])
 
 
 class _Handlers:
@@ -260,7 +354,9 @@ class Supervisor:
     with its own secret) until `min` are ready and `warm` are idle, up to
     `max`. Dead workers are reaped and replaced, and their clients told. A
     callable instead of the module name runs in-process workers (fast tests
-    of the pool logic). See docs/node.md.
+    of the pool logic). With `pool_secret` and a fixed `adopt_port`, the
+    workers of a previous run (e.g. killed) re-register within their
+    `reconnect_window` and are adopted. See docs/node.md.
     """
 
     def __init__(
@@ -282,8 +378,27 @@ class Supervisor:
         host: str = "127.0.0.1",
         port: int = 0,
         id: str | None = None,
+        pool_secret: str | None = None,
+        adopt_port: int = 0,
+        reconnect_window: float = 5.0,
+        adopt_wait: float | None = None,
         log_level: am.LogLevel | int = am.LogLevel.NOTHING,
     ) -> None:
+        if pool_secret is not None:
+            if not isinstance(pool_secret, str) or not pool_secret:
+                raise ValueError("pool_secret must be a non-empty string")
+            if not isinstance(worker, str):
+                raise ValueError("pool_secret needs worker processes (a module)")
+            if not 0 < adopt_port < 65536:
+                raise ValueError(
+                    f"adopt_port must be a fixed port with pool_secret, got {adopt_port}"
+                )
+        if not reconnect_window > 0:
+            raise ValueError(
+                f"reconnect_window must be positive, got {reconnect_window}"
+            )
+        if adopt_wait is not None and not adopt_wait >= 0:
+            raise ValueError(f"adopt_wait must be at least 0, got {adopt_wait}")
         if not isinstance(worker, str) and not callable(worker):
             raise TypeError(
                 f"worker must be a module name or a Worker factory, got {worker!r}"
@@ -349,6 +464,20 @@ class Supervisor:
             SUPERVISOR_SCHEMA, id=self.id, handlers=_Handlers(self), log_level=log_level
         )
         """The supervisor's machine (`SupervisorStates`)."""
+        self.pool_secret: str | None = pool_secret
+        """The secret of the adoption server (None: no adoption): workers of
+        a previous run with the same pool secret re-register here."""
+        self.adopt_port: int = adopt_port
+        """The fixed port of the adoption server (with `pool_secret`)."""
+        self.reconnect_window: float = reconnect_window
+        """Seconds a worker process whose supervisor is gone waits for a
+        new one at `adopt_port` before it exits (with `pool_secret`)."""
+        self.adopt_wait: float = reconnect_window if adopt_wait is None else adopt_wait
+        """Seconds a starting supervisor (with `pool_secret`) waits for
+        workers to re-register before it starts new ones (it stops waiting
+        once `min` are ready)."""
+        self.adopted: int = 0
+        """Workers adopted so far."""
         self.pool_error: NodeError | None = None
         """Why `ErrPool` is active (the last worker's start failure)."""
         self.started: int = 0
@@ -360,6 +489,8 @@ class Supervisor:
         self._tg: anyio.abc.TaskGroup | None = None
         self._exit: contextlib.AsyncExitStack | None = None
         self._seq = 0
+        self._adopting = False
+        self._adopt_done: anyio.Event | None = None
 
     # ------------------------------------------------------------ info
 
@@ -400,10 +531,31 @@ class Supervisor:
             public.mach.bind_handlers(_PublicHandlers(self))
             self._public = public
             self.port = public.port
+            if self.pool_secret is not None:
+                adopt_mach = am.Machine(
+                    BOOTSTRAP_SCHEMA,
+                    id=f"adopt-{self.id}",
+                    handlers=_AdoptHandlers(self),
+                )
+                await stack.enter_async_context(adopt_mach)
+                await stack.enter_async_context(
+                    rpc.Server(
+                        adopt_mach,
+                        host=self.host,
+                        port=self.adopt_port,
+                        secret=self.pool_secret,
+                        id=f"rs-adopt-{self.id}",
+                        permissions=rpc.Permissions(allow=[BootstrapStates.WorkerAddr]),
+                    )
+                )
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.push_async_callback(self._stop_workers)
             self._tg = tg
             tg.start_soon(self._ticker)
+            if self.pool_secret is not None and self.adopt_wait > 0:
+                self._adopting = True
+                self._adopt_done = anyio.Event()
+                tg.start_soon(self._adopt_timer, self._adopt_done)
             mach.add1(_S.Start)
             mach.add([_S.LocalRpcReady, _S.PublicRpcReady])
             self._exit = stack.pop_all()
@@ -436,6 +588,31 @@ class Supervisor:
         if tg is not None:
             tg.cancel_scope.cancel()
 
+    async def _adopt_timer(self, done: anyio.Event) -> None:
+        with anyio.move_on_after(self.adopt_wait):
+            await done.wait()
+        self._adopting = False
+        self._normalize()
+
+    def _can_adopt(self, wid: str) -> bool:
+        if self._tg is None or wid in self._workers or self.mach.not1(_S.Start):
+            return False
+        alive = [w for w in self._workers.values() if not w.killing]
+        return len(alive) < self.max
+
+    def _adopt(self, wid: str, host: str, port: int, pid: int, secret: str) -> None:
+        info = WorkerInfo(wid)
+        info.adopted = True
+        info.pid = pid
+        info.host = host
+        info.port = port
+        info.registered.set()
+        self._workers[wid] = info
+        self._secrets[wid] = secret
+        self._event(_S.WorkerConnected, {"id": wid, "adopted": True})
+        assert self._tg is not None
+        self._tg.start_soon(self._run_worker, info)
+
     async def _ticker(self) -> None:
         while True:
             await anyio.sleep(self.heartbeat)
@@ -464,10 +641,15 @@ class Supervisor:
         busy = len(ready) - len(idle)
         target = min(self.max, max(self.min, busy + self.warm))
         alive = len(ready) + len(starting)
-        if mach.not1(_S.ErrPool):
+        if self._adopting and len(ready) >= self.min and self._adopt_done:
+            self._adopt_done.set()
+        if mach.not1(_S.ErrPool) and not self._adopting:
             for _ in range(target - alive):
                 self._seq += 1
                 wid = f"{self.id}-w{self._seq}"
+                while wid in self._workers:  # an adopted one of the same id
+                    self._seq += 1
+                    wid = f"{self.id}-w{self._seq}"
                 self._workers[wid] = WorkerInfo(wid)
                 mach.add1(_S.ForkWorker, {"id": wid})
         # extra idle workers over `warm`, while the pool is over its target
@@ -528,8 +710,13 @@ class Supervisor:
         if isinstance(self.worker, str):
             cmd = [sys.executable, "-m", self.worker, "--boot"]
             cmd += [f"127.0.0.1:{boot_port}", "--id", info.id]
-            cmd += ["--backend", sniffio.current_async_library(), *self.worker_args]
+            cmd += ["--backend", sniffio.current_async_library()]
             env = {**os.environ, **self.env, SECRET_ENV: secret}
+            if self.pool_secret is not None:
+                cmd += ["--adopt", f"{self.host}:{self.adopt_port}"]
+                cmd += ["--reconnect-window", str(self.reconnect_window)]
+                env[POOL_SECRET_ENV] = self.pool_secret
+            cmd += self.worker_args
             proc = await anyio.open_process(
                 cmd,
                 stdin=subprocess.PIPE,
@@ -555,8 +742,11 @@ class Supervisor:
 
     async def _run_worker_inner(self, info: WorkerInfo) -> None:
         mach = self.mach
-        secret = secrets.token_hex(16)
-        self._secrets[info.id] = secret
+        if info.adopted:
+            secret = self._secrets[info.id]
+        else:
+            secret = secrets.token_hex(16)
+            self._secrets[info.id] = secret
         was_ready = False
         reason = ""
         failure = ""
@@ -564,7 +754,10 @@ class Supervisor:
             with info.scope:
                 async with contextlib.AsyncExitStack() as stack:
                     try:
-                        await self._start(info, secret, stack)
+                        if info.adopted:
+                            await self._start_adopted(info, secret, stack)
+                        else:
+                            await self._start(info, secret, stack)
                         was_ready = True
                         self._start_failures = 0
                         info.status = "ready"
@@ -585,7 +778,13 @@ class Supervisor:
             self._secrets.pop(info.id, None)
         if self._tg is None or mach.disposed:
             return
-        if failure:
+        if failure and info.adopted:
+            self.mach.add_err_state(
+                _S.ErrWorker,
+                NodeError(f"worker {info.id} not adopted: {failure}"),
+                {"id": info.id},
+            )
+        elif failure:
             self._start_failed(info, failure)
         if was_ready:
             if info.session:
@@ -636,6 +835,41 @@ class Supervisor:
                     f"no registration within {self.conn_timeout}s"
                     + (f" ({proc.reason()})" if proc.exited.is_set() else "")
                 )
+        await self._connect(info, proc, secret, stack)
+
+    async def _start_adopted(
+        self, info: WorkerInfo, secret: str, stack: contextlib.AsyncExitStack
+    ) -> None:
+        """Verify an adopted worker (its server proves the secret it sent in
+        the re-registration), then watch and own its process."""
+        assert self._tg is not None and info.pid is not None
+        try:
+            proc = _PidProc(info.pid)
+        except OSError as exc:
+            raise _StartFailed(f"{type(exc).__name__}: {exc}") from exc
+        self._tg.start_soon(proc.watch)
+        try:
+            await self._connect(info, proc, secret, stack)
+        except BaseException:
+            # not verified: never kill a process we could not verify
+            info.pid = None
+            proc.close()
+            raise
+        info.proc = proc
+        self.adopted += 1
+        net = info.net_mach
+        if net is not None and net.is1(_W.ClientConnected):
+            # still serving a client of the old run: not idle until it leaves
+            info.session = "?"
+
+    async def _connect(
+        self,
+        info: WorkerInfo,
+        proc: _OsProc | _TaskProc | _PidProc,
+        secret: str,
+        stack: contextlib.AsyncExitStack,
+    ) -> None:
+        """Connect to a registered worker's aRPC server with its secret."""
         client = rpc.Client(
             info.host,
             info.port,

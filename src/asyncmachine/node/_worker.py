@@ -19,11 +19,12 @@ from asyncmachine.states import (
     WorkerStates,
 )
 
-from ._base import P_RESULT, SECRET_ENV, NodeError, first
+from ._base import P_RESULT, POOL_SECRET_ENV, SECRET_ENV, NodeError, first
 
 __all__ = ["WorkFn", "Worker", "run_worker"]
 
 _W = WorkerStates
+_RETRY = 0.1  # seconds between adoption attempts in the reconnect window
 
 WorkFn = Callable[[Any], Awaitable[Any]]
 """The work of a worker: an async function from a job's input to its result
@@ -116,6 +117,8 @@ class Worker:
         """The port of the worker's aRPC server, once listening."""
         self.jobs: int = 0
         """Jobs finished (with a result or an error)."""
+        self.adoptions: int = 0
+        """Times a restarted supervisor adopted this worker."""
         self._client_session = ""
         self._stopping = False
         self._stopped: anyio.Event | None = None
@@ -194,6 +197,70 @@ class Worker:
             if res != am.Result.EXECUTED:
                 raise NodeError(f"the supervisor refused the registration: {res}")
 
+    async def await_adoption(
+        self,
+        host: str,
+        port: int,
+        pool_secret: str,
+        secret: str,
+        window: float,
+    ) -> None:
+        """Re-register with a supervisor at `host:port` (its adoption server,
+        which must prove `pool_secret`), then stay adopted while connected;
+        return once `window` seconds pass with no supervisor.
+
+        `secret` is this worker's own secret: the new supervisor learns it
+        here and connects to the worker with it. See docs/node.md,
+        "Supervisor restarts".
+        """
+        while True:
+            deadline = anyio.current_time() + window
+            while True:
+                left = deadline - anyio.current_time()
+                if left <= 0:
+                    return
+                if await self._adopt_once(host, port, pool_secret, secret, left):
+                    break  # adopted, then that supervisor went away too
+                await anyio.sleep(min(_RETRY, left))
+
+    async def _adopt_once(
+        self, host: str, port: int, pool_secret: str, secret: str, left: float
+    ) -> bool:
+        cs = rpc.ClientStates
+        client = rpc.Client(
+            host,
+            port,
+            BOOTSTRAP_SCHEMA,
+            id=f"adopt-{self.id}",
+            secret=pool_secret,
+            reconnect=False,
+            connect_timeout=min(self.conn_timeout, left),
+        )
+        async with client:
+            adopted = False
+            with anyio.move_on_after(left):
+                i = await first(
+                    client.mach.when1(cs.Ready).wait,
+                    client.mach.when1(cs.ConnRetryFailed).wait,
+                )
+                if i == 0:
+                    args = {"host": "127.0.0.1", "port": self.port, "id": self.id}
+                    args.update(pid=os.getpid(), secret=secret)
+                    try:
+                        res = await client.net_mach.add1(
+                            BootstrapStates.WorkerAddr, args
+                        )
+                    except rpc.RpcError:
+                        res = am.Result.CANCELED
+                    adopted = res == am.Result.EXECUTED
+            if not adopted:
+                return False
+            self.adoptions += 1
+            # the connection is the link to the new supervisor: it ends when
+            # the supervisor dies (or stops, after killing this process)
+            await client.mach.when1(cs.Disconnected).wait()
+            return True
+
     async def _work(self, args: dict[str, Any]) -> None:
         mach = self.mach
         job = args.get("job", 0)
@@ -252,16 +319,26 @@ def run_worker(
     `AM_NODE_SECRET`, registers and serves until killed, or until its stdin
     closes (the supervisor is gone: no orphans). Exits 3 with the reason
     on stderr when the registration fails.
+
+    With `--adopt HOST:PORT` (and the pool secret in `AM_NODE_POOL_SECRET`)
+    a worker whose supervisor is gone waits `--reconnect-window` seconds
+    for a restarted supervisor to adopt it, and exits when none does.
     """
     parser = argparse.ArgumentParser(description="an asyncmachine node worker")
     parser.add_argument("--boot", required=True, help="HOST:PORT of the bootstrap")
     parser.add_argument("--id", default=None)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--adopt", default="", help="HOST:PORT of adoption")
+    parser.add_argument("--reconnect-window", type=float, default=5.0)
     opts, _ = parser.parse_known_args(argv)
     host, _, port = opts.boot.rpartition(":")
     secret = os.environ.pop(SECRET_ENV, "")
     if not secret:
         sys.exit(f"node worker: no secret in ${SECRET_ENV}")
+    pool_secret = os.environ.pop(POOL_SECRET_ENV, "")
+    adopt_host, _, adopt_port = opts.adopt.rpartition(":")
+    if opts.adopt and not pool_secret:
+        sys.exit(f"node worker: --adopt needs the pool secret in ${POOL_SECRET_ENV}")
     worker = Worker(work, schema=schema, id=opts.id, work_timeout=work_timeout)
 
     async def main() -> None:
@@ -272,7 +349,16 @@ def run_worker(
 
             async def stdin() -> None:
                 await _watch_stdin()
-                # the supervisor is gone: leave at once, nothing to hand over
+                if opts.adopt:
+                    # the supervisor is gone: wait for a restarted one
+                    await worker.await_adoption(
+                        adopt_host,
+                        int(adopt_port),
+                        pool_secret,
+                        secret,
+                        opts.reconnect_window,
+                    )
+                # no supervisor: leave at once, nothing to hand over
                 os._exit(0)
 
             tg.start_soon(serve)
