@@ -213,11 +213,15 @@ class CoreMachine:
         "_parent_id",
         "_plans",
         "_processing",
+        "_q_tracers",
         "_queue",
+        "_rec_t0",
+        "_recs",
         "_sink",
         "_tags",
         "_ticks",
         "_tracers",
+        "_tx_need",
         "_tx_tracers",
         "_tx",
         "_watch",
@@ -321,6 +325,14 @@ class CoreMachine:
         # the bound tracers that override a transition or handler hook: only
         # they make a transition build its Transition object
         self._tx_tracers: tuple[Tracer, ...] = ()
+        # whether a bound tracer needs a Transition for every transition;
+        # recorders (Tracer._record) are called instead where none is built,
+        # with the start time in _rec_t0 meanwhile (docs/debugger.md, "Cost")
+        self._tx_need = False
+        self._recs: tuple[Callable[..., None], ...] = ()
+        self._rec_t0 = 0.0
+        # the bound tracers that override mutation_queued or queue_end
+        self._q_tracers: tuple[Tracer, ...] = ()
         self._breakpoints: tuple[_Breakpoint, ...] = ()
 
         env_level = _env_level()
@@ -620,8 +632,8 @@ class CoreMachine:
             self._n = 0
         if self._log_level >= _OPS:
             self._log(_OPS, f"[queue:{mtype}] {' '.join(called)}{self._log_args(args)}")
-        tracers = self._tracers
-        if tracers or self._watch_queue:
+        if self._q_tracers or self._watch_queue:
+            tracers = self._tracers
             mut = Mutation(mtype, called, args, False, False, self._p + 1)
             for t in tracers:
                 t.mutation_queued(_api(self), mut)
@@ -980,12 +992,17 @@ class CoreMachine:
             if hp is _MISSING:
                 hp = self._handler_plan(plan)
         tx: Transition | None = None
-        if hp is not None or tracers:
+        t0 = 0.0  # a recorder's start time (no Transition built)
+        plan0 = plan
+        if hp is not None or self._tx_need:
             me: Any = self  # the full Machine, as in _api, without a call
             tx = Transition(me, mut, plan, args, self._p)
             self._tx = tx
-        elif self._tx is not None:
-            self._tx = None  # log sinks must not see the previous transition
+        else:
+            if self._tx is not None:
+                self._tx = None  # log sinks must not see the previous transition
+            if self._recs:
+                t0 = self._rec_t0 = _time.time()
         level = self._log_level
         if level >= _OPS:
             # logged once the transition exists, so a sink reading
@@ -1007,6 +1024,8 @@ class CoreMachine:
         if not plan.accepted:
             if tx is not None:
                 self._end_tx(tx)
+            elif t0:
+                self._record(plan0, plan, args, mut, False, t0)
             return _CANCELED
         if tx is not None and tracers:
             for t in tracers:
@@ -1035,6 +1054,8 @@ class CoreMachine:
         if is_check:
             if tx is not None:
                 self._end_tx(tx)
+            elif t0:
+                self._record(plan0, plan, args, mut, True, t0)
             return _EXECUTED
 
         # apply
@@ -1083,6 +1104,10 @@ class CoreMachine:
 
         if tx is not None:
             self._end_tx(tx)
+        elif t0:  # self._record, inlined
+            self._rec_t0 = 0.0
+            for rec in self._recs:
+                rec(self, plan0, plan, args, mut, True, t0)
         if mtype is _REMOVE:
             ticks = self._ticks
             for s in called:
@@ -1095,6 +1120,20 @@ class CoreMachine:
         if self._tx_tracers:
             for t in self._tx_tracers:
                 t.transition_end(tx)
+
+    def _record(
+        self,
+        plan0: Plan,
+        plan: Plan,
+        args: dict[str, Any],
+        mut: Mutation | None,
+        ok: bool,
+        t0: float,
+    ) -> None:
+        """A transition without a Transition ended: call the recorders."""
+        self._rec_t0 = 0.0
+        for rec in self._recs:
+            rec(self, plan0, plan, args, mut, ok, t0)
 
     def _log_state_line(self, auto: bool, args: dict[str, Any], plan: Plan) -> None:
         index = self._index
@@ -1615,8 +1654,7 @@ class CoreMachine:
         if tracer in self._tracers:
             raise ValueError("this tracer is already bound")
         self._tracers = (*self._tracers, tracer)
-        self._tx_tracers = tuple(t for t in self._tracers if _watches_transitions(t))
-        self._handlers_changed()
+        self._tracers_changed()
         tracer.machine_init(_api(self))
 
     def detach_tracer(self, tracer: Tracer) -> None:
@@ -1624,7 +1662,14 @@ class CoreMachine:
         if tracer not in self._tracers:
             raise ValueError("this tracer is not bound")
         self._tracers = tuple(t for t in self._tracers if t is not tracer)
-        self._tx_tracers = tuple(t for t in self._tx_tracers if t is not tracer)
+        self._tracers_changed()
+
+    def _tracers_changed(self) -> None:
+        tracers = self._tracers
+        self._tx_tracers = tuple(t for t in tracers if _overrides(t, _TX_HOOKS))
+        self._tx_need = any(t._record is None for t in self._tx_tracers)
+        self._recs = tuple(t._record for t in tracers if t._record is not None)
+        self._q_tracers = tuple(t for t in tracers if _overrides(t, _Q_HOOKS))
         self._handlers_changed()
 
     @property
@@ -1880,11 +1925,14 @@ _TX_HOOKS = (
 )
 
 
-def _watches_transitions(tracer: Tracer) -> bool:
-    """Whether `tracer` overrides a hook that needs a Transition object."""
+_Q_HOOKS = ("mutation_queued", "queue_end")
+
+
+def _overrides(tracer: Tracer, hooks: tuple[str, ...]) -> bool:
+    """Whether `tracer` overrides one of `hooks` (those of _TX_HOOKS need a
+    Transition object)."""
     own = getattr(tracer, "__dict__", {})
     cls = type(tracer)
     return any(
-        name in own or getattr(cls, name) is not getattr(Tracer, name)
-        for name in _TX_HOOKS
+        name in own or getattr(cls, name) is not getattr(Tracer, name) for name in hooks
     )

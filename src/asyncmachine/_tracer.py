@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._runtime import Machine
@@ -17,6 +18,13 @@ class Tracer:
     Hooks run synchronously inside the machine's transitions and must not
     block or raise. A tracer sees the machine only through these calls.
     """
+
+    _record: Callable[..., Any] | None = None
+    """Internal (`asyncmachine.debugger`): a tracer that sets it is called
+    `_record(machine, plan, final_plan, args, mutation_or_None, accepted,
+    start_time)` at the end of a transition that builds no `Transition`,
+    instead of its transition hooks, so binding it alone builds none
+    (docs/debugger.md, "Cost")."""
 
     def inheritable(self) -> bool:
         """Whether machines created with this machine as parent copy it."""

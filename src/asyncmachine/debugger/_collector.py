@@ -22,6 +22,7 @@ from ._wire import (
     MAX_FRAME,
     VERSION,
     VERSIONS,
+    apply_deltas,
     machine_from_wire,
     tx_from_raw,
     tx_from_wire,
@@ -64,14 +65,17 @@ def apply_message(
                     raise ValueError(f"transition of unknown machine {mid!r}")
                 st = states[mid] = frozenset(session.machines[mid].states)
             delta = raw[11]
-            if isinstance(delta, dict):
+            if isinstance(delta, (dict, bytes)):
                 # a clock delta: on top of the machine's last clock
                 base = last.get(mid)
                 if base is None:
                     raise ValueError(f"a clock delta of {mid!r} without its clock")
                 clocks = list(base)
-                for i, tick in delta.items():
-                    clocks[int(i)] = int(tick)
+                if isinstance(delta, bytes):
+                    apply_deltas(clocks, delta)
+                else:
+                    for i, tick in delta.items():
+                        clocks[int(i)] = int(tick)
             else:
                 clocks = [int(c) for c in delta]
             last[mid] = clocks
@@ -195,7 +199,7 @@ class Collector:
                         changed = True
                     if changed and self.on_change is not None:
                         self.on_change(session)
-        except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+        except (ValueError, KeyError, IndexError, TypeError, msgpack.UnpackException):
             self.errors += 1
         finally:
             self.clients -= 1

@@ -138,6 +138,11 @@ _SET = int(StepType.SET)
 # case, without WeakKeyDictionary's Python-level lookup
 _TICKS_DATA: dict[Any, int] = _TICKS.data  # type: ignore[attr-defined]
 _MTYPES = {t: str(t) for t in MutationType}
+# (machine id, start time, transition id) of the last transition recorded
+# without a Transition (DebugTracer._record)
+# clock deltas of a transition that changed no tick (packed `[]`)
+_SAME = packb([])
+_LAST_ID: list[tuple[str, float, str]] = [("", 0.0, "")]
 
 
 class DebugTracer(Tracer):
@@ -178,9 +183,9 @@ class DebugTracer(Tracer):
         # the machine's state while only one machine is bound (the common
         # case): no lookup by id
         self._one: _MachState | None = None
-        # per resolution plan: (called, type and relation steps) and the
-        # change steps, each msgpack-packed once
-        self._cache: dict[Any, tuple[bytes, bytes | None]] = {}
+        # per resolution plan: (called, type and relation steps), the change
+        # steps and the clock deltas, each msgpack-packed once
+        self._cache: dict[Any, tuple[bytes, bytes | None, bytes]] = {}
         owner = getattr(emit, "__self__", None)
         if isinstance(owner, Sender) and getattr(emit, "__func__", None) is (
             Sender.send
@@ -214,8 +219,9 @@ class DebugTracer(Tracer):
             now = time.time
 
             def sink(level: Any, text: str) -> None:
-                if ms.cur is not None:
-                    # this transition's line (maybe logged before its init)
+                if ms.cur is not None or machine._rec_t0:
+                    # this transition's line (maybe logged before its init;
+                    # _rec_t0: one without a Transition runs)
                     ms.logs.append((level, text, now()))
                 else:
                     tx = machine.transition
@@ -228,8 +234,8 @@ class DebugTracer(Tracer):
             machine.logger = sink
 
     def _plan_blobs(
-        self, machine: Machine, mut: Mutation, plan: Any
-    ) -> tuple[bytes, bytes | None]:
+        self, machine: Machine, plan: Any
+    ) -> tuple[bytes, bytes | None, bytes]:
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
         if self.steps:
@@ -242,7 +248,12 @@ class DebugTracer(Tracer):
             )
         else:
             rel, ch = (), None
-        got = self._cache[plan] = (packb((mut.called, _MTYPES[mut.type], rel)), ch)
+        index = machine._index
+        got = self._cache[plan] = (
+            packb((plan.called, _MTYPES[plan.mtype], rel)),
+            ch,
+            packb([(index[n], d) for n, d in plan.changes]),
+        )
         return got
 
     def transition_init(self, transition: Transition) -> None:
@@ -268,26 +279,75 @@ class DebugTracer(Tracer):
                     h.append(handler)
 
     def transition_end(self, transition: Transition) -> None:
-        """Finish the record: one flat tuple to the sender."""
+        """Finish the record (see `_record`)."""
         mach = transition.machine
         ms = self._one or self._m.get(mach.id)
         if ms is None or ms.cur is not transition:
             return
         ms.cur = None
-        mut = transition.mutation
-        plan0 = ms.plan0
-        got = self._cache.get(plan0) or self._plan_blobs(mach, mut, plan0)
-        ok = transition.is_accepted
-        if not ok or mut.is_check:
-            ch = None
-        elif transition._plan is plan0:
-            ch = got[1]
-        else:  # negotiation changed the plan
-            plan = transition._plan
-            ch = (self._cache.get(plan) or self._plan_blobs(mach, mut, plan))[1]
+        tid = transition._id
+        if not tid:
+            # ids from a batch of random bytes (Transition.id, cheaper)
+            i = ms.idi
+            if i >= len(ms.ids):
+                ms.ids = os.urandom(2048).hex()
+                i = 0
+            tid = transition._id = ms.ids[i : i + 16]
+            ms.idi = i + 16
         hs = ms.handlers
         if hs is not None:
             ms.handlers = None
+        self._record(
+            mach,
+            ms.plan0,
+            transition._plan,
+            transition._args,
+            transition.mutation,
+            transition.is_accepted,
+            ms.t0,
+            tid,
+            hs,
+        )
+
+    def _record(
+        self,
+        mach: Machine,
+        plan0: Any,
+        plan: Any,
+        args: dict[str, Any],
+        mut: Mutation | None,
+        ok: bool,
+        t0: float,
+        tid: str | None = None,
+        hs: list[str] | None = None,
+    ) -> None:
+        """One flat tuple to the sender; the core calls it directly at the end
+        of a transition that built no `Transition` (`Tracer._record`), and
+        `transition_end` for one that did."""
+        ms = self._one or self._m.get(mach.id)
+        if ms is None:
+            return
+        got = self._cache.get(plan0) or self._plan_blobs(mach, plan0)
+        if mut is None:
+            flags = 0
+            qt = mach._p
+            check = False
+        else:
+            check = mut.is_check
+            # never 4 (queued): as in Go, that flag marks a record of a
+            # mutation put in the queue, not a transition that ran
+            # (docs/debugger.md)
+            flags = (mut.auto and 1) | (check and 2)
+            qt = mut.queue_tick
+        if not ok or check:
+            ch = None
+            fin = None
+        elif plan is plan0:
+            fin = got
+            ch = got[1]
+        else:  # negotiation or Auto states changed the plan
+            fin = self._cache.get(plan) or self._plan_blobs(mach, plan)
+            ch = fin[1]
         lg: list[tuple[int, str, float]] | None = ms.logs
         if lg:
             ms.logs = []
@@ -298,46 +358,53 @@ class DebugTracer(Tracer):
             ms.pre_logs = []
         else:
             pl = None
-        tid = transition._id
-        if not tid:
-            # ids from a batch of random bytes (Transition.id, cheaper)
-            i = ms.idi
-            if i >= len(ms.ids):
-                ms.ids = os.urandom(2048).hex()
-                i = 0
-            tid = transition._id = ms.ids[i : i + 16]
-            ms.idi = i + 16
-        qt = mut.queue_tick
+        bare = tid is None  # no Transition: no handler ran
+        if bare:
+            # no Transition holds the id: every recorder of this transition
+            # gets the same `t0` object, and the last id given out (holding
+            # that object, whose identity stays unique) is shared
+            last = _LAST_ID[0]
+            if last[1] is t0 and last[0] == ms.mid:
+                tid = last[2]
+            else:
+                # ids from a batch of random bytes (Transition.id, cheaper)
+                i = ms.idi
+                if i >= len(ms.ids):
+                    ms.ids = os.urandom(2048).hex()
+                    i = 0
+                tid = ms.ids[i : i + 16]
+                ms.idi = i + 16
+                _LAST_ID[0] = (ms.mid, t0, tid)
         mt2 = _TICKS.get(mach, 0) if _TICKS_DATA else 0
         snd = self._snd
-        if not ms.big:
+        if snd is None:
             clocks: Any = tuple(mach._ticks.values())
-        elif (
-            ms.full
-            or mt2 != ms.mt2
-            or (snd is not None and snd._skip and ms.mid in snd._skip)
-        ):
+        elif ms.full or mt2 != ms.mt2 or (snd._skip and ms.mid in snd._skip):
             clocks = tuple(mach._ticks.values())
             ms.full = False
             ms.mt2 = mt2
-        elif mut.is_check:
+        elif bare:
+            # no handler ran: the plan's deltas moved the ticks, and nothing
+            # else (docs/debugger.md, "Cost")
+            clocks = _SAME if fin is None else fin[2]
+        elif not ms.big:
+            clocks = tuple(mach._ticks.values())
+        elif check:
             clocks = {}
         else:
             # every tick a transition changes is one of its plan's (applied,
             # or undone by a panic); unapplied ones repeat the current tick
             ticks = mach._ticks
             index = mach._index
-            clocks = {index[n]: ticks[n] for n, _, _ in transition._plan.apply}
+            clocks = {index[n]: ticks[n] for n, _, _ in plan.apply}
         rec = (
             ms.mid,
             tid,
             got[0],
             ch,
-            # never 4 (queued): as in Go, that flag marks a record of a mutation
-            # put in the queue, not a transition that ran (docs/debugger.md)
-            (mut.auto and 1) | (mut.is_check and 2),
-            args_log_fields(mut.args) if mut.args else None,
-            ms.t0,
+            flags,
+            args_log_fields(args) if args else None,
+            t0,
             _now(),
             qt,
             mt2,
@@ -626,7 +693,7 @@ class Sender:
                 out = mixed = []
                 for m in batch:
                     if type(m) is tuple and skip and m[0] in skip:
-                        if type(m[11]) is dict:
+                        if type(m[11]) is not tuple:
                             self._drop(m[0])  # a delta without its base
                             continue
                         skip.discard(m[0])

@@ -19,6 +19,7 @@ from ._model import LogEntry, MachineRecord, Step, StepType, TransitionRecord
 __all__ = [
     "MAX_FRAME",
     "VERSION",
+    "apply_deltas",
     "encode_frame",
     "machine_from_wire",
     "machine_to_wire",
@@ -28,10 +29,10 @@ __all__ = [
     "tx_to_wire",
 ]
 
-VERSION = 2
-"""Version of the wire format (2 added `"X"` batches); a collector reads
-versions 1 and 2 and refuses others."""
-VERSIONS = (1, 2)
+VERSION = 3
+"""Version of the wire format (2 added `"X"` batches, 3 relative clock
+deltas in them); a collector reads versions 1 to 3 and refuses others."""
+VERSIONS = (1, 2, 3)
 """The versions a collector reads."""
 MAX_FRAME = 16 * 1024 * 1024
 """The largest frame a collector accepts, in bytes."""
@@ -156,8 +157,11 @@ def tx_from_raw(
     handler's state is derived from its name and `states`; a canceled
     transition's last handler gets a CANCEL step. The clocks field is an
     array of every tick, or a map `{state index: tick}` of the ticks that
-    may have changed (machines of many states): pass the resolved `clocks`
-    then (`apply_message` keeps the last clock of each machine).
+    may have changed (machines of many states), or bytes: msgpack of
+    `[[state index, delta], ...]` to add to the machine's last clock (a
+    transition in which no handler ran: its plan's deltas). Pass the
+    resolved `clocks` for the last two (`apply_message` keeps the last clock
+    of each machine, `apply_deltas` resolves the bytes).
     """
     (
         _mid,
@@ -205,6 +209,22 @@ def tx_from_raw(
         queue_tick=int(qt),
         machine_tick=int(mt2),
     )
+
+
+_DELTAS: dict[bytes, list[tuple[int, int]]] = {}
+
+
+def apply_deltas(clocks: list[int], blob: bytes) -> None:
+    """Add the packed relative clock deltas `blob` (see `tx_from_raw`) to
+    `clocks`, in place."""
+    deltas = _DELTAS.get(blob)
+    if deltas is None:
+        # per resolution plan: unpacked once (bounded)
+        if len(_DELTAS) >= 4096:
+            _DELTAS.clear()
+        deltas = _DELTAS[blob] = [(int(i), int(d)) for i, d in msgpack.unpackb(blob)]
+    for i, d in deltas:
+        clocks[i] += d
 
 
 def machine_to_wire(m: MachineRecord, transitions: bool = False) -> dict[str, Any]:
