@@ -621,3 +621,93 @@ async def test_clock_deltas_of_a_big_machine_survive_a_restart() -> None:
     finally:
         if sender is not None:
             sender.close()
+
+
+async def test_relative_clock_deltas_match_the_machines_clocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # transitions without a Transition send their plan's deltas (docs/debugger.md,
+    # "Cost"); a panic's rollback, a canceled negotiation, Auto states, checks
+    # and an import must still leave the collector with the machine's clocks
+    from attrs import astuple as attrs_astuple
+
+    from asyncmachine import _export
+    from asyncmachine.debugger import _collector
+
+    used: list[bytes] = []
+    real = _collector.apply_deltas
+
+    def spy(clocks: list[int], blob: bytes) -> None:
+        used.append(blob)
+        real(clocks, blob)
+
+    monkeypatch.setattr(_collector, "apply_deltas", spy)
+    schema = {
+        "A": S(remove=["B"]),
+        "B": S(remove=["A"]),
+        "Au": S(auto=True, require=["A"]),
+        "Boom": S(),
+        "C": S(),
+        "D": S(),
+        "M": S(multi=True),
+    }
+
+    class H:
+        def BoomState(self, e: am.Event) -> None:
+            raise ValueError("boom")
+
+        def DEnter(self, e: am.Event) -> bool:
+            return False
+
+    async with Collector("127.0.0.1:0") as col:
+        addr = f"127.0.0.1:{col.port}"
+        try:
+            m = am.Machine(schema, id="rel", handlers=[H()])
+            own = Session()  # not a Sender: whole clocks, read from the machine
+            m.bind_tracer(DebugTracer(lambda msg: apply_message(own, msg)))
+            assert bind_dbg(m, addr) is not None
+            m.add1("A")  # + Au, an Auto state (a re-resolved plan)
+            m.add1("B")
+            m.add(["C", "Boom"])  # a panicking final handler: Boom rolled back
+            assert m.is_err() and m.is1("C") and not m.is1("Boom")
+            m.remove1("Exception")
+            m.add1("A")
+            assert m.add1("D") is am.Result.CANCELED  # canceled negotiation
+            m.can_add1("B")  # a check
+            m.add1("M")
+            m.add1("M")
+            m.remove(["C", "M"])
+            # a fresh machine: one record, then an import moves every tick
+            m2 = am.Machine(schema, id="imp")
+            m2.bind_tracer(DebugTracer(lambda msg: apply_message(own, msg)))
+            assert bind_dbg(m2, addr) is not None
+            m2.can_add1("A")
+            data = m.export()
+            _export.import_into(m2, _export.Serialized("imp", *attrs_astuple(data)[1:]))
+            m2.add1("B")
+            m2.add1("C")
+            want = {
+                mid: [(t.id, t.clocks) for t in own.machines[mid].transitions]
+                for mid in ("rel", "imp")
+            }
+            await _until(
+                col,
+                lambda: all(
+                    len(
+                        col.session.machines.get(mid, MachineRecord("", [])).transitions
+                    )
+                    == len(want[mid])
+                    for mid in want
+                ),
+            )
+        finally:
+            close_senders()
+    for mid in want:
+        got = [(t.id, t.clocks) for t in col.session.machines[mid].transitions]
+        assert got == want[mid]
+    assert want["rel"][-1][1] == list(m.time())
+    assert want["imp"][-1][1] == list(m2.time())
+    assert any(blob != b"\x90" for blob in used)  # deltas were sent and applied
+    rel = col.session.machines["rel"].transitions
+    assert [t.is_auto for t in rel[:2]] == [False, True]
+    assert not rel[2].accepted or not rel[3].accepted  # the panic's transition
