@@ -11,7 +11,13 @@
 2. fan-in: 100 machines x 100 transitions/s for 10 s into one collector
    subprocess; prints the transitions received, the drops and the
    collector's CPU time.
-3. ``--base DIR``: the unbound toggle (no tracer) of this checkout against
+3. ``--breakdown``: where a bound toggle's CPU goes, in one process, in
+   alternating rounds (best of each): unbound; a no-op transition tracer
+   (the core builds a `Transition`); a no-op recorder (the core's share of
+   the debug tracer, `Tracer._record`, log lines off); the debug tracer's
+   hooks into a queue nobody sends; and the whole, with the sender thread,
+   to a sink.
+4. ``--base DIR``: the unbound toggle (no tracer) of this checkout against
    the one of another checkout's ``src`` (e.g. a ``git worktree`` of the
    commit before the debugger), in alternating subprocesses, best of each.
 
@@ -19,19 +25,24 @@ Usage::
 
     python benchmarks/bench_debugger.py           # full run (about 40 s)
     python benchmarks/bench_debugger.py --quick   # smoke run, a few seconds
+    python benchmarks/bench_debugger.py --breakdown --rounds 5
     python benchmarks/bench_debugger.py --base /tmp/base --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncmachine as am
 from asyncmachine.debugger import (
@@ -197,6 +208,59 @@ def bench_toggle(n: int, rounds: int) -> None:
             _wait(col)
 
 
+class _NoopTracer(am.Tracer):
+    def transition_end(self, transition: am.Transition) -> None:
+        pass
+
+
+class _NoopRecorder(DebugTracer):
+    def _record(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class _Discard(collections.deque[Any]):
+    """A sender queue that keeps nothing (and never wakes a thread)."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
+def bench_breakdown(n: int, rounds: int) -> None:
+    sink, sink_port = _sink()
+    deep = Sender(f"127.0.0.1:{sink_port}", max_queue=2_000_000)
+    # a Sender with no thread running, whose queue keeps nothing
+    idle = Sender.__new__(Sender)
+    idle._q, idle.max_queue, idle._idle, idle._skip = _Discard(), 1 << 40, False, set()
+    idle._machines, idle._maps_in, idle._lock = {}, 0, threading.Lock()
+    try:
+        deep.connected.wait(10)
+        for level in (am.LogLevel.NOTHING, am.LogLevel.CHANGES):
+            kinds: dict[str, Callable[[am.Machine], Sender | None]] = {
+                "unbound": lambda m: None,
+                "no-op tx tracer": lambda m: m.bind_tracer(_NoopTracer()),
+                "no-op recorder": lambda m: m.bind_tracer(
+                    _NoopRecorder(idle.send, logs=False)
+                ),
+                "debug hooks": lambda m: m.bind_tracer(DebugTracer(idle.send)),
+                "+ sender": lambda m: (m.bind_tracer(DebugTracer(deep.send)), deep)[1],
+            }
+            best = dict.fromkeys(kinds, float("inf"))
+            for _ in range(rounds):
+                for name, bind in kinds.items():
+                    m = _toggle(level)
+                    sender = bind(m)
+                    best[name] = min(best[name], _ns_per_op(m, n, sender)[1])
+            base = best["unbound"]
+            print(
+                f"breakdown, log level {level.name:8} (CPU ns/op): "
+                + ", ".join(f"{k} {v:.0f} ({v / base:.2f}x)" for k, v in best.items())
+            )
+    finally:
+        deep.close()
+        sink.kill()
+        sink.wait()
+
+
 _UNBOUND = """
 import sys, time
 import asyncmachine as am
@@ -293,10 +357,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a few-second smoke run")
     p.add_argument("--base", help="compare the unbound toggle with DIR/src only")
+    p.add_argument("--breakdown", action="store_true", help="where the CPU goes")
     p.add_argument("--rounds", type=int, help="alternating rounds (best of)")
     args = p.parse_args()
     if args.base:
         bench_vs_base(args.base, 200_000, args.rounds or 5)
+    elif args.breakdown:
+        bench_breakdown(20_000 if args.quick else 100_000, args.rounds or 5)
     elif args.quick:
         bench_toggle(10_000, args.rounds or 2)
         bench_fan_in(20, 50, 1.0)
