@@ -993,16 +993,18 @@ class CoreMachine:
                 hp = self._handler_plan(plan)
         tx: Transition | None = None
         t0 = 0.0  # a recorder's start time (no Transition built)
-        plan0 = plan
-        if hp is not None or self._tx_need:
-            me: Any = self  # the full Machine, as in _api, without a call
-            tx = Transition(me, mut, plan, args, self._p)
-            self._tx = tx
-        else:
-            if self._tx is not None:
-                self._tx = None  # log sinks must not see the previous transition
-            if self._recs:
+        if hp is not None or tracers:
+            if hp is None and not self._tx_need:
+                # recorders only: _record at the end, with the first plan
+                plan0 = plan
                 t0 = self._rec_t0 = _time.time()
+                self._tx = None
+            else:
+                me: Any = self  # the full Machine, as in _api, without a call
+                tx = Transition(me, mut, plan, args, self._p)
+                self._tx = tx
+        elif self._tx is not None:
+            self._tx = None  # log sinks must not see the previous transition
         level = self._log_level
         if level >= _OPS:
             # logged once the transition exists, so a sink reading

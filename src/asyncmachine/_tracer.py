@@ -23,8 +23,8 @@ class Tracer:
     """Internal (`asyncmachine.debugger`): a tracer that sets it is called
     `_record(machine, plan, final_plan, args, mutation_or_None, accepted,
     start_time)` at the end of a transition that builds no `Transition`,
-    instead of its transition hooks, so binding it alone builds none
-    (docs/debugger.md, "Cost")."""
+    instead of its transition hooks (which it overrides for the others), so
+    binding it alone builds none (docs/debugger.md, "Cost")."""
 
     def inheritable(self) -> bool:
         """Whether machines created with this machine as parent copy it."""
