@@ -936,3 +936,29 @@ def test_tracers_of_queue_hooks_only_build_no_transitions() -> None:
     m.detach_tracer(ends)
     m.detach_tracer(q2)
     assert m._tx_tracers == () and m.tracers == (q,)
+
+
+def test_queue_hooks_only_where_overridden() -> None:
+    """Only tracers overriding mutation_queued or queue_end make a mutation
+    go through the queue's hooks; each of the two alone is still called."""
+    seen: list[str] = []
+
+    class EndOnly(am.Tracer):
+        def queue_end(self, machine: am.Machine) -> None:
+            seen.append("end")
+
+    class Ends(am.Tracer):
+        def transition_end(self, transition: am.Transition) -> None:
+            seen.append(f"tx:{transition.mutation.queue_tick}")
+
+    m = am.Machine(ABCD())
+    ends = Ends()
+    m.bind_tracer(ends)
+    assert m._q_tracers == ()
+    m.add1("A")
+    assert seen == ["tx:2"]  # the queue tick, as a queued Mutation had it
+    e = EndOnly()
+    m.bind_tracer(e)
+    assert m._q_tracers == (e,)
+    m.add1("B")
+    assert seen == ["tx:2", "tx:3", "end"]

@@ -138,10 +138,10 @@ _SET = int(StepType.SET)
 # case, without WeakKeyDictionary's Python-level lookup
 _TICKS_DATA: dict[Any, int] = _TICKS.data  # type: ignore[attr-defined]
 _MTYPES = {t: str(t) for t in MutationType}
-# (machine id, start time, transition id) of the last transition recorded
-# without a Transition (DebugTracer._record)
 # clock deltas of a transition that changed no tick (packed `[]`)
 _SAME = packb([])
+# (machine id, start time, transition id) of the last transition recorded
+# without a Transition (DebugTracer._record)
 _LAST_ID: list[tuple[str, float, str]] = [("", 0.0, "")]
 
 
