@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 import os
 import select
 import socket
@@ -433,6 +434,13 @@ def _groups(groups: Any) -> dict[str, list[str]]:
 _BATCH = 512
 
 
+def _backoff(value: float) -> float:
+    # a zero, negative or NaN backoff would make the reconnect loop spin
+    if not 0 < value < math.inf:
+        raise ValueError(f"max_backoff must be a positive number, got {value!r}")
+    return float(value)
+
+
 class Sender:
     """Sends messages to a collector from a daemon thread; never blocks.
 
@@ -441,11 +449,14 @@ class Sender:
     thread connects, sends, and on any error reconnects with exponential
     backoff (to `max_backoff` seconds), resending the machine records first
     and then the drop counts. It never gives up; `close()` stops it.
+    `max_queue` must be at least 1, `max_backoff` positive (ValueError).
     """
 
     def __init__(
         self, addr: str, *, max_queue: int = 10_000, max_backoff: float = 2.0
     ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue!r}")
         self.addr: tuple[str, int] = parse_addr(addr)
         """The collector's (host, port)."""
         self.dropped: int = 0
@@ -459,10 +470,11 @@ class Sender:
         self.disconnected.set()
         self.connects: int = 0
         """How many times it connected."""
+        self.attempts: int = 0
+        """Connection attempts, failed ones included (`max_backoff` paces them)."""
         self.sent: int = 0
         """Messages sent."""
-        self.max_backoff: float = max_backoff
-        """The longest wait between reconnects, in seconds."""
+        self._max_backoff = _backoff(max_backoff)
         self.max_queue: int = max_queue
         """The queue's bound (messages)."""
         # a deque: appends are atomic and cheap; the thread sleeps on _wake
@@ -486,6 +498,16 @@ class Sender:
             target=self._loop, name=f"am-dbg-sender-{self.addr[1]}", daemon=True
         )
         self._thread.start()
+
+    @property
+    def max_backoff(self) -> float:
+        """The longest wait between reconnects, in seconds; settable (positive,
+        finite: ValueError); later waits use it."""
+        return self._max_backoff
+
+    @max_backoff.setter
+    def max_backoff(self, value: float) -> None:
+        self._max_backoff = _backoff(value)
 
     def _drop(self, mid: str) -> None:
         with self._lock:
@@ -553,11 +575,12 @@ class Sender:
     def _loop(self) -> None:
         backoff = 0.05
         while not self._stop.is_set():
+            self.attempts += 1
             try:
                 sock = socket.create_connection(self.addr, timeout=5)
             except OSError:
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff = min(backoff * 2, self._max_backoff)
                 continue
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
