@@ -263,6 +263,65 @@ async def test_collector_process_killed_and_restarted(tmp_path: Path) -> None:
             await _stop(proc)
 
 
+async def test_collector_process_killed_while_the_machines_idle(
+    tmp_path: Path,
+) -> None:
+    # nothing to send when the collector dies: the sender notices by itself
+    # or at its next batch, which it keeps; the first transition after the
+    # restart is neither lost nor a clock delta without its base
+    port = _port()
+    addr = f"127.0.0.1:{port}"
+    out1, out2 = tmp_path / "first.amdbg", tmp_path / "second.amdbg"
+    procs: list[anyio.abc.Process] = []
+    try:
+        procs.append(await _start(port, out1))
+        async with (
+            am.Machine(_schema(3), id="i0") as m0,
+            am.Machine(_schema(40), id="i1") as m1,
+        ):
+            machs = [m0, m1]
+            own: dict[str, Session] = {}
+            for m in machs:
+                own[m.id] = Session()
+                m.bind_tracer(DebugTracer(functools.partial(apply_message, own[m.id])))
+                assert bind_dbg(m, addr) is not None
+            sender = sender_for(addr)
+            assert isinstance(sender, Sender)
+            sender.max_backoff = MAX_BACKOFF
+            for i in range(3):
+                for m in machs:
+                    _step(m, i)
+            await _saved(out1, lambda s: all(_count(s, m.id) == 6 for m in machs))
+            assert await anyio.to_thread.run_sync(sender.flush, T)
+
+            proc = procs[0]
+            proc.send_signal(signal.SIGKILL)
+            assert await proc.wait() == -signal.SIGKILL
+            _reaped(proc.pid)
+            # before the sender notices: its batch is kept, not lost
+            _step(m0, 3)
+            assert await anyio.to_thread.run_sync(sender.disconnected.wait, T)
+            procs.append(await _start(port, out2))
+            await _until(lambda: sender.connects == 2)
+
+            clocks = {}
+            for m in machs:
+                _step(m, 4)
+                clocks[m.id] = list(m.time())
+            want = {m0.id: 4, m1.id: 2}
+            second = await _saved(
+                out2, lambda s: all(_count(s, mid) == n for mid, n in want.items())
+            )
+            _check_clocks(second, own)
+            for m in machs:
+                assert second.machines[m.id].transitions[-1].clocks == clocks[m.id]
+            assert sender.dropped == 0
+    finally:
+        close_senders()
+        for proc in procs:
+            await _stop(proc)
+
+
 bound_async_tests(globals(), 2 * T)
 
 

@@ -434,6 +434,15 @@ def _groups(groups: Any) -> dict[str, list[str]]:
 _BATCH = 512
 
 
+def _closed(sock: socket.socket) -> bool:
+    # the collector never writes: a readable socket is a closed one
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and not sock.recv(1, socket.MSG_PEEK)
+    except OSError:  # reset
+        return True
+
+
 def _backoff(value: float) -> float:
     # a zero, negative or NaN backoff would make the reconnect loop spin
     if not 0 < value < math.inf:
@@ -562,6 +571,9 @@ class Sender:
         with self._lock:
             records = list(self._machines.values())
             counts = dict(self.dropped_by)
+        # a new connection may be a new collector, without the clocks that
+        # deltas build on: machines that send deltas start with a whole clock
+        self._skip.update(m["id"] for m in records if len(m["states"]) > _DELTA_MIN)
         data = [encode_frame({"t": "h", "v": VERSION, "pid": os.getpid()})]
         data += [encode_frame(m) for m in records]
         data += [
@@ -597,9 +609,10 @@ class Sender:
                 self.disconnected.set()
                 sock.close()
 
-    def _take(self) -> tuple[list[Any], bool]:
+    def _take(self, sock: socket.socket) -> tuple[list[Any], bool]:
         """Wait for messages (or a stop) and take a batch of them (and
-        whether it holds maps, not only transition tuples)."""
+        whether it holds maps, not only transition tuples). While idle, a
+        closed connection raises (to reconnect before the next message)."""
         q = self._q
         while not q:
             if self._stop.is_set():
@@ -608,9 +621,11 @@ class Sender:
             if q:
                 self._idle = False
                 break
-            self._wake.wait(0.5)
+            woken = self._wake.wait(0.5)
             self._wake.clear()
             self._idle = False
+            if not woken and _closed(sock):
+                raise ConnectionResetError("the collector closed the connection")
         if len(q) < _BATCH:
             # let a batch gather: fewer wake-ups, less GIL contention
             self._stop.wait(0.005)
@@ -622,10 +637,15 @@ class Sender:
 
     def _pump(self, sock: socket.socket) -> None:
         while True:
-            batch, maps = self._take()
+            batch, maps = self._take(sock)
             if not batch:
                 self._busy = False
                 return  # stopped
+            if _closed(sock):
+                # nothing of this batch was sent: it goes first once reconnected
+                self._q.extendleft(reversed(batch))
+                self._busy = False
+                raise ConnectionResetError("the collector closed the connection")
             with self._lock:
                 counts = {
                     k: v
@@ -669,10 +689,6 @@ class Sender:
             if run:
                 frames.append(encode_frame({"t": "X", "xs": run}))
             try:
-                # the collector never writes: a readable socket is a closed one
-                readable, _, _ = select.select([sock], [], [], 0)
-                if readable and not sock.recv(1, socket.MSG_PEEK):
-                    raise ConnectionResetError("the collector closed the connection")
                 sock.sendall(b"".join(frames))
             except OSError:
                 # the batch is lost: count its transitions as dropped
