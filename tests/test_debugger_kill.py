@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -353,3 +354,41 @@ def test_sender_settings_are_validated() -> None:
         assert snd.max_backoff == 0.25
     finally:
         snd.close()
+
+
+def test_sender_backs_off_from_a_collector_that_closes_at_once() -> None:
+    # a listener that takes each connection and closes it (a collector that
+    # rejects the stream): the queued message goes back to the queue each
+    # time, and the sender waits its backoff before the next try
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    accepted = 0
+    done = threading.Event()
+
+    def serve() -> None:
+        nonlocal accepted
+        while True:
+            conn, _ = srv.accept()
+            conn.close()
+            if done.is_set():
+                return
+            accepted += 1
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    start = time.monotonic()
+    snd = Sender(f"127.0.0.1:{port}", max_backoff=MAX_BACKOFF)
+    try:
+        snd.send({"t": "l", "m": "x", "l": 1, "x": "a log line", "ts": 0.0})
+        deadline = start + T
+        while snd.attempts < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        elapsed = time.monotonic() - start
+        assert 6 <= snd.attempts <= 3 + elapsed / MIN_BACKOFF
+        assert accepted >= 1
+    finally:
+        snd.close()
+        done.set()
+        socket.create_connection(("127.0.0.1", port)).close()  # wakes accept()
+        th.join(T)
+        srv.close()

@@ -594,13 +594,13 @@ class Sender:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
+            sent = self.sent
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._hello(sock)
                 self.connects += 1
                 self.disconnected.clear()
                 self.connected.set()
-                backoff = 0.05
                 self._pump(sock)
             except OSError:
                 pass
@@ -608,6 +608,13 @@ class Sender:
                 self.connected.clear()
                 self.disconnected.set()
                 sock.close()
+            if self.sent != sent:
+                backoff = 0.05
+            else:
+                # closed before a batch went through (a collector refusing
+                # the stream, say): no reconnecting at once, in a loop
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
 
     def _take(self, sock: socket.socket) -> tuple[list[Any], bool]:
         """Wait for messages (or a stop) and take a batch of them (and
