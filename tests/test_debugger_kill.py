@@ -1,6 +1,7 @@
 """The debugger against a real collector process: `am-dbg serve` killed with
 SIGKILL mid-stream and started again on the same port, while the machines
-keep running (docs/debugger.md, "When the collector dies").
+keep running (docs/debugger.md, "When the collector dies"); and the sender's
+settings and backoff.
 
 The collector saves its session file every `SAVE_EVERY` seconds; the test
 polls that file (bounded by a deadline) to see what the collector has.
@@ -328,7 +329,7 @@ async def test_collector_process_killed_while_the_machines_idle(
                 assert second.machines[m.id].transitions[-1].clocks == clocks[m.id]
             assert sender.dropped == 0
 
-            # so does Ctrl+C
+            # Ctrl+C (SIGINT) stops the collector cleanly too: the session is saved
             await _stop_cleanly(procs[1], signal.SIGINT)
             assert _history(read_session(out2)) == _history(second)
     finally:

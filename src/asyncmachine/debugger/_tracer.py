@@ -457,7 +457,8 @@ class Sender:
     drops it and counts it in `dropped` (per machine in `dropped_by`). The
     thread connects, sends, and on any error reconnects with exponential
     backoff (to `max_backoff` seconds), resending the machine records first
-    and then the drop counts. It never gives up; `close()` stops it.
+    and then the drop counts. It never gives up; `close()` stops it. See
+    docs/debugger.md, "When the collector dies".
     `max_queue` must be at least 1, `max_backoff` positive (ValueError).
     """
 
