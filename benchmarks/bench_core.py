@@ -25,8 +25,9 @@ f. create: build a two-state machine.
 Then the scale section (asyncmachine only, one-shot timings, best of N
 with fresh state names each time so that no cached plan is reused):
 
-- toggle (a) beside 20 / 2,000 / 20,000 other states, half of them active
-  (activated one by one), as a ratio to the 20-state one;
+- toggle (a), then toggle + handlers (b), beside 20 / 2,000 / 20,000 other
+  states, half of them active (activated one by one), as a ratio to the
+  20-state one;
 - 5,000 states with a handler object bound, 2,500 active: ``add`` all;
 - a 10,000-long require chain: ``add`` all, then ``remove1`` the first
   (the cascade);
@@ -508,11 +509,11 @@ def render(rows: list[Row], markdown: bool) -> str:
 _fresh = itertools.count()
 
 
-def am_toggle_among(others: int) -> tuple[SyncOp, int]:
+def am_toggle_among(others: int, handlers: bool = False) -> tuple[SyncOp, int]:
     u = next(_fresh)
     names = [f"O{i}x{u}" for i in range(others)]
     schema: am.Schema = {**TOGGLE_SCHEMA, **{n: am.State() for n in names}}
-    mach = _am(schema)
+    mach = _am(schema, AmHandlers() if handlers else None)
     for n in names[::2]:
         mach.add1(n)
     add1 = mach.add1
@@ -565,14 +566,16 @@ def run_scale(timing: Timing, quick: bool) -> str:
     large, long_chain = (500, 1_000) if quick else (5_000, 10_000)
     repeat = 1 if quick else timing.repeat
     lines = []
-    base = 0.0
-    for others in sizes:
-        ns = measure(*am_toggle_among(others), timing)
-        base = base or ns
-        lines.append(
-            f"toggle among {others:,} other states: {ns:,.0f} ns/op, "
-            f"{ns / base:.2f}x the {sizes[0]}-state one"
-        )
+    for handlers in (False, True):
+        base = 0.0
+        what = "toggle + handlers" if handlers else "toggle"
+        for others in sizes:
+            ns = measure(*am_toggle_among(others, handlers), timing)
+            base = base or ns
+            lines.append(
+                f"{what} among {others:,} other states: {ns:,.0f} ns/op, "
+                f"{ns / base:.2f}x the {sizes[0]}-state one"
+            )
     gc.collect()
     best = min(large_add_all(large) for _ in range(repeat))
     lines.append(

@@ -593,7 +593,7 @@ async def test_clock_deltas_of_a_big_machine_survive_a_restart() -> None:
                 ),
             )
             check(col)
-        run(1)  # the collector is gone: this batch is lost
+        run(1)  # the collector is gone: this batch waits (its deltas dropped)
         await _wait_thread_event(sender.disconnected)
         run(5)  # a full queue: deltas dropped
         assert sender.dropped >= 3

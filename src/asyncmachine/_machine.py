@@ -66,6 +66,13 @@ _PLAN_CACHE_MAX = 8192
 _MISSING: Any = object()
 _get_ident = threading.get_ident
 
+if sys.implementation.name == "cpython":
+    _refs = sys.getrefcount
+else:  # no reference counts to tell a kept Event: never reuse one
+
+    def _refs(obj: object) -> int:
+        return 1 << 30
+
 
 def _api(mach: CoreMachine) -> Any:
     """The machine as handlers and tracers see it: the full `Machine` type."""
@@ -77,8 +84,13 @@ NegEntry = tuple[int, str, str, str, Methods]
 FinalEntry = tuple[int, str, str, Methods]
 
 
+# a direct handler call: the method, its name, the handler kind, its state
+# (or ""), and the binding it belongs to
+DirectCall = tuple[Callable[..., Any], str, int, str, Binding]
+
+
 class _HandlerPlan:
-    __slots__ = ("direct", "final", "neg")
+    __slots__ = ("direct", "direct_final", "direct_neg", "final", "neg")
 
     def __init__(
         self,
@@ -88,8 +100,22 @@ class _HandlerPlan:
     ):
         self.neg = neg
         self.final = final
-        # the handlers are called without `_call` (CoreMachine._direct)
+        # the handlers are called without `_call` (CoreMachine._direct), in
+        # the order of these flat lists
         self.direct = direct
+        self.direct_neg: tuple[DirectCall, ...] = ()
+        self.direct_final: tuple[DirectCall, ...] = ()
+        if direct:
+            self.direct_neg = tuple(
+                (fn, name, kind, x, b)
+                for kind, x, _, name, methods in neg
+                for b, fn in methods
+            )
+            self.direct_final = tuple(
+                (fn, name, kind, x, b)
+                for kind, x, name, methods in final
+                for b, fn in methods
+            )
 
 
 class _ZeroTicks(dict[str, int]):
@@ -203,6 +229,8 @@ class CoreMachine:
         "_id",
         "_in_eval",
         "_index",
+        "_lazy",
+        "_lazy_applied",
         "_log_level",
         "_loop_thread",
         "_mkey",
@@ -218,6 +246,7 @@ class CoreMachine:
         "_rec_t0",
         "_recs",
         "_sink",
+        "_spare",
         "_tags",
         "_ticks",
         "_tracers",
@@ -305,6 +334,12 @@ class CoreMachine:
         self._processing = False
         self._in_eval = False
         self._tx: Transition | None = None
+        # a transition whose Transition is built only on request, and the
+        # Event its handlers reuse (docs/design/architecture.md, "Direct
+        # handler calls")
+        self._lazy: tuple[Plan, dict[str, Any], Mutation | None] | None = None
+        self._lazy_applied = False
+        self._spare: Event | None = None
         self._disposing = False
         self._disposed = False
         self._on_dispose: list[Callable[[], None]] | None = None
@@ -451,7 +486,33 @@ class CoreMachine:
     @property
     def transition(self) -> Transition | None:
         """The transition running now, if any (handlers see their own)."""
-        return self._tx
+        tx = self._tx
+        if tx is None and self._lazy is not None:
+            tx = self._lazy_tx()
+        return tx
+
+    def _lazy_tx(self) -> Transition:
+        """Build the running direct transition's `Transition`, once."""
+        tx = self._tx
+        if tx is None:
+            lazy = self._lazy
+            if lazy is None:
+                raise RuntimeError("no transition is running")
+            plan, args, mut = lazy
+            me: Any = self
+            tx = Transition(me, mut, plan, args, self._p)  # P is the same
+            if self._lazy_applied:  # clock_before copied the new ticks
+                before = tx.clock_before
+                for name, delta in plan.changes:
+                    before[name] -= delta
+            self._tx = tx
+        return tx
+
+    def _lazy_args(self) -> dict[str, Any]:
+        lazy = self._lazy
+        if lazy is None:
+            return self._lazy_tx()._args  # raises
+        return lazy[1]
 
     # --------------------------------------------------------------- logging
 
@@ -649,6 +710,7 @@ class CoreMachine:
         except BaseException:
             self._queue.clear()
             self._n = 0
+            self._lazy = None
             raise
         finally:
             self._processing = False
@@ -745,6 +807,7 @@ class CoreMachine:
         except BaseException:
             q.clear()
             self._n = 0
+            self._lazy = None
             raise
         finally:
             self._processing = False
@@ -993,7 +1056,14 @@ class CoreMachine:
                 hp = self._handler_plan(plan)
         tx: Transition | None = None
         t0 = 0.0  # a recorder's start time (no Transition built)
-        if hp is not None or tracers:
+        lazy = hp is not None and hp.direct and not auto and not tracers
+        if lazy:
+            # no tracer: the Transition is built only if someone asks
+            # (docs/design/architecture.md, "Direct handler calls")
+            self._lazy = (plan, args, mut)
+            self._lazy_applied = False
+            self._tx = None
+        elif hp is not None or tracers:
             if hp is None and not self._tx_need:
                 # recorders only: _record at the end, with the first plan
                 plan0 = plan
@@ -1034,7 +1104,15 @@ class CoreMachine:
                 t.transition_start(tx)
 
         # negotiation
-        if hp is not None and hp.neg:
+        if lazy:
+            assert hp is not None
+            if hp.direct_neg:
+                try:
+                    if not self._negotiate_direct(hp.direct_neg):
+                        return _CANCELED
+                except _Panic as p:
+                    return self._panic(self._unlazy(), plan, p)
+        elif hp is not None and hp.neg:
             assert tx is not None
             try:
                 res = self._negotiate(tx, auto, plan, hp)
@@ -1056,6 +1134,8 @@ class CoreMachine:
         if is_check:
             if tx is not None:
                 self._end_tx(tx)
+            elif lazy:
+                self._end_lazy(True)
             elif t0:
                 self._record(plan0, plan, args, mut, True, t0)
             return _EXECUTED
@@ -1069,12 +1149,24 @@ class CoreMachine:
                 ticks[name] += delta
                 on[name] = flag
             self._mkey = plan.after_key
+            if lazy:
+                self._lazy_applied = True
             if level >= _CHANGES:
                 self._log_state_line(auto, args, plan)
             if self._ctxs:
                 self._expire_ctxs(changes)
         # final handlers
-        if hp is not None:
+        if lazy:
+            assert hp is not None
+            if hp.direct_final:
+                try:
+                    self._finals_direct(hp.direct_final)
+                except _Panic as p:
+                    return self._panic(self._unlazy(), plan, p)
+                if self._disposing:
+                    self._end_lazy(False)
+                    return _CANCELED
+        elif hp is not None:
             hp2 = self._handler_plan(plan) if auto else hp
             if hp2 is not None and hp2.final:
                 assert tx is not None
@@ -1106,6 +1198,11 @@ class CoreMachine:
 
         if tx is not None:
             self._end_tx(tx)
+        elif lazy:
+            if self._tx is None:
+                self._lazy = None
+            else:
+                self._end_lazy(True)
         elif t0:  # self._record, inlined
             self._rec_t0 = 0.0
             for rec in self._recs:
@@ -1185,19 +1282,6 @@ class CoreMachine:
     ) -> Plan | None:
         """Run negotiation handlers; return the (possibly re-resolved) plan,
         or None when canceled."""
-        if hp.direct and not auto:
-            mach: Any = self
-            for kind, x, _, name, methods in hp.neg:
-                for binding, fn in methods:
-                    try:
-                        ret = fn(Event(name, mach, tx))
-                    except Exception as exc:
-                        raise _Panic(exc, kind, x, binding, name) from exc
-                    if self._disposing:
-                        return plan
-                    if ret is False:
-                        return self._cancel_neg(tx, name, kind == _SELF)
-            return plan
         cs = self._cs
         target = tx.target_states
         dropped: set[str] = set()
@@ -1259,6 +1343,78 @@ class CoreMachine:
         self._end_tx(tx)
         return None
 
+    # Direct handler calls (docs/design/architecture.md): no tracer, log
+    # line or timeout to look after, so the handlers are called in a plain
+    # loop; the Transition is built only if someone asks for it, and one
+    # Event serves every handler that did not keep it.
+
+    def _new_spare(self) -> Event:
+        me: Any = self
+        ev = self._spare = Event("", me, None)
+        return ev
+
+    def _negotiate_direct(self, calls: tuple[DirectCall, ...]) -> bool:
+        """Run negotiation handlers; False when canceled (or disposing)."""
+        ev = self._spare or self._new_spare()
+        ev._tx = None  # it may hold the previous transition
+        ev._state = ""
+        ev._ctx = None
+        for fn, name, kind, x, binding in calls:
+            ev.name = name
+            try:
+                ret = fn(ev)
+            except Exception as exc:
+                ev._tx = self._lazy_tx()  # the handler may have kept it
+                self._spare = None
+                raise _Panic(exc, kind, x, binding, name) from exc
+            if _refs(ev) > 3:  # the handler kept its Event (3: ev, _spare, arg)
+                ev._tx = self._lazy_tx()
+                ev = self._new_spare()
+            if self._disposing:
+                self._end_lazy(False)
+                return False
+            if ret is False:
+                if self._log_level >= _OPS or self._tx is not None:
+                    self._cancel_neg(self._lazy_tx(), name, kind == _SELF)
+                self._lazy = None
+                return False
+        return True
+
+    def _finals_direct(self, calls: tuple[DirectCall, ...]) -> None:
+        ev = self._spare or self._new_spare()
+        ev._tx = None
+        ticks = self._ticks
+        for fn, name, kind, x, binding in calls:
+            ev.name = name
+            ev._state = x
+            ev._tick = ticks[x] if x else 0
+            ev._ctx = None
+            try:
+                fn(ev)
+            except Exception as exc:
+                ev._tx = self._lazy_tx()  # the handler may have kept it
+                self._spare = None
+                raise _Panic(exc, kind, x, binding, name) from exc
+            if _refs(ev) > 3:  # the handler kept its Event (3: ev, _spare, arg)
+                ev._tx = self._lazy_tx()
+                ev = self._new_spare()
+            if self._disposing:
+                return
+
+    def _unlazy(self) -> Transition:
+        """The direct transition's Transition, no longer lazy (a panic)."""
+        tx = self._lazy_tx()
+        self._lazy = None
+        return tx
+
+    def _end_lazy(self, accepted: bool) -> None:
+        tx = self._tx
+        if tx is not None:
+            if not accepted:
+                tx.is_accepted = False
+            tx.is_completed = True
+        self._lazy = None
+
     def _direct(self) -> bool:
         """Whether sync handlers can be called without `_call`: no tracer,
         log line or timeout to look after. What it reads calls
@@ -1270,22 +1426,6 @@ class CoreMachine:
         )
 
     def _finals(self, tx: Transition, hp: _HandlerPlan) -> None:
-        if hp.direct:
-            mach: Any = self
-            ticks = self._ticks
-            for kind, x, name, methods in hp.final:
-                for binding, fn in methods:
-                    if kind == _ANY_STATE:
-                        event = Event(name, mach, tx)
-                    else:
-                        event = Event(name, mach, tx, x, ticks[x])
-                    try:
-                        fn(event)
-                    except Exception as exc:
-                        raise _Panic(exc, kind, x, binding, name) from exc
-                    if self._disposing:
-                        return
-            return
         everything = self._log_level >= _EVERYTHING
         for kind, x, name, methods in hp.final:
             if everything:

@@ -192,13 +192,13 @@ class Transition:
 class Event:
     """What a handler receives: its own name, the machine and the transition."""
 
-    __slots__ = ("_ctx", "_state", "_tick", "machine", "name", "transition")
+    __slots__ = ("_ctx", "_state", "_tick", "_tx", "machine", "name")
 
     def __init__(
         self,
         name: str,
         machine: Machine,
-        transition: Transition,
+        transition: Transition | None,
         state: str = "",
         tick: int = 0,
     ) -> None:
@@ -206,12 +206,21 @@ class Event:
         """The handler's name, e.g. `FooEnter`."""
         self.machine: Machine = machine
         """The machine that called the handler."""
-        self.transition: Transition = transition
-        """The transition the handler runs in."""
+        # None while the machine's running transition is not built yet
+        # (docs/design/architecture.md, "Direct handler calls")
+        self._tx = transition
         # final handlers of a state: the state and the tick it got
         self._state: str = state
         self._tick: int = tick
         self._ctx: StateCtx | None = None
+
+    @property
+    def transition(self) -> Transition:
+        """The transition the handler runs in."""
+        tx = self._tx
+        if tx is None:
+            tx = self._tx = self.machine._lazy_tx()
+        return tx
 
     @property
     def ctx(self) -> StateCtx | None:
@@ -239,7 +248,10 @@ class Event:
     @property
     def args(self) -> dict[str, Any]:
         """The mutation's args (the same dict for every handler)."""
-        return self.transition._args
+        tx = self._tx
+        if tx is None:
+            return self.machine._lazy_args()
+        return tx._args
 
     def is_valid(self) -> bool:
         """True while the transition runs and has not been canceled."""

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
 import anyio
+import anyio.abc
 
 from ._collector import Collector
 from ._session import read_session, write_session
@@ -77,7 +79,9 @@ async def _serve(args: argparse.Namespace) -> None:
             write_session(args.output_file, col.session)
 
     try:
-        async with col:
+        async with col, anyio.create_task_group() as tg:
+            if sys.platform != "win32":
+                await tg.start(_stop_on_sigterm, tg.cancel_scope)
             sys.stdout.write(f"am-dbg: listening on {col.host}:{col.port}\n")
             sys.stdout.flush()
             elapsed = 0.0
@@ -88,8 +92,23 @@ async def _serve(args: argparse.Namespace) -> None:
                 await anyio.sleep(step)
                 elapsed += step
                 save()
+            tg.cancel_scope.cancel()
     finally:
         save()
+
+
+async def _stop_on_sigterm(
+    scope: anyio.CancelScope,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    # SIGTERM (kill, docker stop, systemd) stops the collector as Ctrl+C
+    # does: the session file is saved on the way out
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        task_status.started()
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 def _err(text: str) -> None:

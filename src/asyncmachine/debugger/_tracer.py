@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 import os
 import select
 import socket
@@ -96,6 +97,7 @@ class _MachState:
         "big",
         "cur",
         "full",
+        "gen",
         "handlers",
         "idi",
         "ids",
@@ -126,6 +128,8 @@ class _MachState:
         self.big = False
         self.full = True
         self.mt2 = 0
+        # the sender's batch generation of the last whole clock (Sender._gen)
+        self.gen = -1
 
 
 _MAX_CACHE = 4096
@@ -379,10 +383,16 @@ class DebugTracer(Tracer):
         snd = self._snd
         if snd is None:
             clocks: Any = tuple(mach._ticks.values())
-        elif ms.full or mt2 != ms.mt2 or (snd._skip and ms.mid in snd._skip):
+        elif (
+            ms.full
+            or ms.gen != snd._gen
+            or mt2 != ms.mt2
+            or (snd._skip and ms.mid in snd._skip)
+        ):
             clocks = tuple(mach._ticks.values())
             ms.full = False
             ms.mt2 = mt2
+            ms.gen = snd._gen
         elif bare:
             # no handler ran: the plan's deltas moved the ticks, and nothing
             # else (docs/debugger.md, "Cost")
@@ -500,6 +510,22 @@ def _groups(groups: Any) -> dict[str, list[str]]:
 _BATCH = 512
 
 
+def _closed(sock: socket.socket) -> bool:
+    # the collector never writes: a readable socket is a closed one
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and not sock.recv(1, socket.MSG_PEEK)
+    except OSError:  # reset
+        return True
+
+
+def _backoff(value: float) -> float:
+    # a zero, negative or NaN backoff would make the reconnect loop spin
+    if not 0 < value < math.inf:
+        raise ValueError(f"max_backoff must be a positive number, got {value!r}")
+    return float(value)
+
+
 class Sender:
     """Sends messages to a collector from a daemon thread; never blocks.
 
@@ -507,12 +533,16 @@ class Sender:
     drops it and counts it in `dropped` (per machine in `dropped_by`). The
     thread connects, sends, and on any error reconnects with exponential
     backoff (to `max_backoff` seconds), resending the machine records first
-    and then the drop counts. It never gives up; `close()` stops it.
+    and then the drop counts. It never gives up; `close()` stops it. See
+    docs/debugger.md, "When the collector dies".
+    `max_queue` must be at least 1, `max_backoff` positive (ValueError).
     """
 
     def __init__(
         self, addr: str, *, max_queue: int = 10_000, max_backoff: float = 2.0
     ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue!r}")
         self.addr: tuple[str, int] = parse_addr(addr)
         """The collector's (host, port)."""
         self.dropped: int = 0
@@ -526,10 +556,11 @@ class Sender:
         self.disconnected.set()
         self.connects: int = 0
         """How many times it connected."""
+        self.attempts: int = 0
+        """Connection attempts, failed ones included (`max_backoff` paces them)."""
         self.sent: int = 0
         """Messages sent."""
-        self.max_backoff: float = max_backoff
-        """The longest wait between reconnects, in seconds."""
+        self._max_backoff = _backoff(max_backoff)
         self.max_queue: int = max_queue
         """The queue's bound (messages)."""
         # a deque: appends are atomic and cheap; the thread sleeps on _wake
@@ -544,6 +575,9 @@ class Sender:
         # machines whose transitions were lost in a failed send: their
         # clock deltas are dropped (and counted) until a whole clock passes
         self._skip: set[str] = set()
+        # batches taken: a machine's first record after each sends a whole
+        # clock (DebugTracer._record)
+        self._gen = 0
         self._wake = threading.Event()
         self._machines: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -553,6 +587,16 @@ class Sender:
             target=self._loop, name=f"am-dbg-sender-{self.addr[1]}", daemon=True
         )
         self._thread.start()
+
+    @property
+    def max_backoff(self) -> float:
+        """The longest wait between reconnects, in seconds; settable (positive,
+        finite: ValueError); later waits use it."""
+        return self._max_backoff
+
+    @max_backoff.setter
+    def max_backoff(self, value: float) -> None:
+        self._max_backoff = _backoff(value)
 
     def _drop(self, mid: str) -> None:
         with self._lock:
@@ -607,6 +651,10 @@ class Sender:
         with self._lock:
             records = list(self._machines.values())
             counts = dict(self.dropped_by)
+        # a new connection may be a new collector, without the clocks that
+        # deltas build on: every machine (each may send deltas, see
+        # DebugTracer._record) starts with a whole clock
+        self._skip.update(m["id"] for m in records)
         data = [encode_frame({"t": "h", "v": VERSION, "pid": os.getpid()})]
         data += [encode_frame(m) for m in records]
         data += [
@@ -620,19 +668,20 @@ class Sender:
     def _loop(self) -> None:
         backoff = 0.05
         while not self._stop.is_set():
+            self.attempts += 1
             try:
                 sock = socket.create_connection(self.addr, timeout=5)
             except OSError:
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff = min(backoff * 2, self._max_backoff)
                 continue
+            sent = self.sent
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._hello(sock)
                 self.connects += 1
                 self.disconnected.clear()
                 self.connected.set()
-                backoff = 0.05
                 self._pump(sock)
             except OSError:
                 pass
@@ -640,10 +689,18 @@ class Sender:
                 self.connected.clear()
                 self.disconnected.set()
                 sock.close()
+            if self.sent != sent:
+                backoff = 0.05
+            else:
+                # closed before a batch went through (a collector refusing
+                # the stream, say): no reconnecting at once, in a loop
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
 
-    def _take(self) -> tuple[list[Any], bool]:
+    def _take(self, sock: socket.socket) -> tuple[list[Any], bool]:
         """Wait for messages (or a stop) and take a batch of them (and
-        whether it holds maps, not only transition tuples)."""
+        whether it holds maps, not only transition tuples). While idle, a
+        closed connection raises (to reconnect before the next message)."""
         q = self._q
         while not q:
             if self._stop.is_set():
@@ -652,9 +709,11 @@ class Sender:
             if q:
                 self._idle = False
                 break
-            self._wake.wait(0.5)
+            woken = self._wake.wait(0.5)
             self._wake.clear()
             self._idle = False
+            if not woken and _closed(sock):
+                raise ConnectionResetError("the collector closed the connection")
         if len(q) < _BATCH:
             # let a batch gather: fewer wake-ups, less GIL contention
             self._stop.wait(0.005)
@@ -662,14 +721,24 @@ class Sender:
         pop = q.popleft
         n = min(len(q), 16 * _BATCH)
         maps = self._maps_in != self._maps_out
-        return [pop() for _ in range(n)], maps
+        batch = [pop() for _ in range(n)]
+        # each batch starts with a whole clock of each machine, so a batch
+        # kept over a reconnect has a base for its deltas (docs/debugger.md,
+        # "When the collector dies")
+        self._gen += 1
+        return batch, maps
 
     def _pump(self, sock: socket.socket) -> None:
         while True:
-            batch, maps = self._take()
+            batch, maps = self._take(sock)
             if not batch:
                 self._busy = False
                 return  # stopped
+            if _closed(sock):
+                # nothing of this batch was sent: it goes first once reconnected
+                self._q.extendleft(reversed(batch))
+                self._busy = False
+                raise ConnectionResetError("the collector closed the connection")
             with self._lock:
                 counts = {
                     k: v
@@ -713,10 +782,6 @@ class Sender:
             if run:
                 frames.append(encode_frame({"t": "X", "xs": run}))
             try:
-                # the collector never writes: a readable socket is a closed one
-                readable, _, _ = select.select([sock], [], [], 0)
-                if readable and not sock.recv(1, socket.MSG_PEEK):
-                    raise ConnectionResetError("the collector closed the connection")
                 sock.sendall(b"".join(frames))
             except OSError:
                 # the batch is lost: count its transitions as dropped
