@@ -123,8 +123,10 @@ class _MachState:
         # thread)
         self.ids = ""
         self.idi = 0
-        # clock deltas (docs/debugger.md, "Cost"): for machines of more than
-        # _DELTA_MIN states bound to a Sender; `full` asks for a whole clock
+        # clock deltas (docs/debugger.md, "Cost"), bound to a Sender: the
+        # plan's deltas without a Transition; with one, the ticks of the
+        # plan's states for machines of more than _DELTA_MIN states (`big`);
+        # `full` asks for a whole clock
         self.big = False
         self.full = True
         self.mt2 = 0
@@ -161,8 +163,10 @@ class DebugTracer(Tracer):
 
     Bound to a `Sender` (`emit` is its `send`, as with `bind_dbg`), a
     transition costs one flat tuple of plain values on the sender's queue,
-    its steps pre-packed once per resolution plan; the sender's thread packs
-    the tuples in batches (docs/debugger.md, "Cost").
+    its steps and clock deltas pre-packed once per resolution plan; the
+    sender's thread packs the tuples in batches. A transition in which no
+    handler runs builds no `Transition`: the core calls `_record` instead
+    (docs/debugger.md, "Cost").
     """
 
     def __init__(
