@@ -408,6 +408,23 @@ class _Sub:
         self.event = event
 
 
+class _Subs:
+    """A machine's pending subscriptions, indexed for the checks after a
+    transition (made on the first subscription: an idle machine has none)."""
+
+    __slots__ = ("args", "by_state", "keys", "query", "queue", "queue_end", "w0", "w1")
+
+    def __init__(self) -> None:
+        self.by_state: dict[str, list[_Sub]] = {}
+        self.w1: dict[str, _Sub] = {}  # when1(state), no ctx
+        self.w0: dict[str, _Sub] = {}  # when_not1(state), no ctx
+        self.keys: dict[Any, _Sub] = {}
+        self.args: dict[str, list[_Sub]] = {}
+        self.query: list[_Sub] = []
+        self.queue: list[_Sub] = []
+        self.queue_end: list[_Sub] = []
+
+
 def _set_event() -> WhenEvent:
     ev = WhenEvent()
     ev._flag = True
@@ -439,7 +456,6 @@ class Machine(CoreMachine):
     """
 
     __slots__ = (
-        "_args_subs",
         "_binding",
         "_inbox",
         "_inbox_armed",
@@ -449,14 +465,8 @@ class Machine(CoreMachine):
         "_inbox_lock",
         "_inbox_waker",
         "_last_gate",
-        "_query_subs",
-        "_queue_end_subs",
-        "_queue_subs",
-        "_sub_keys",
-        "_subs",
+        "_sb",
         "_tg",
-        "_w0",
-        "_w1",
     )
 
     _ctx_class = StateCtx
@@ -477,14 +487,7 @@ class Machine(CoreMachine):
         self._inbox_closed = True
         self._inbox_waker: Callable[[], None] = _noop
         self._last_gate: _Gate | None = None
-        self._subs: dict[str, list[_Sub]] = {}
-        self._w1: dict[str, _Sub] = {}  # when1(state), no ctx
-        self._w0: dict[str, _Sub] = {}  # when_not1(state), no ctx
-        self._sub_keys: dict[Any, _Sub] = {}
-        self._args_subs: dict[str, list[_Sub]] = {}
-        self._query_subs: list[_Sub] = []
-        self._queue_subs: list[_Sub] = []
-        self._queue_end_subs: list[_Sub] = []
+        self._sb: _Subs | None = None  # made by the first subscription
         super().__init__(schema, **kwargs)
 
     # --------------------------------------------------------- running
@@ -897,14 +900,7 @@ class Machine(CoreMachine):
         super()._finish_dispose()
         self._close_inbox()
         subs = self._pending_subs()
-        self._w1.clear()
-        self._w0.clear()
-        self._subs.clear()
-        self._sub_keys.clear()
-        self._args_subs.clear()
-        self._query_subs.clear()
-        self._queue_subs.clear()
-        self._queue_end_subs.clear()
+        self._sb = None
         self._watch = self._watch_queue = False
         for sub in subs:
             self._fire(sub, log=False)
@@ -915,18 +911,23 @@ class Machine(CoreMachine):
     def pending_waits(self) -> int:
         """How many when-subscriptions the machine holds now (waits that
         fire on a later transition; for leak checks and debugging)."""
-        return len({id(s) for s in (*self._pending_subs(), *self._sub_keys.values())})
+        sb = self._sb
+        keyed = sb.keys.values() if sb is not None else ()
+        return len({id(s) for s in (*self._pending_subs(), *keyed)})
 
     def _pending_subs(self) -> list[_Sub]:
         """Every subscription the machine holds, each once."""
+        sb = self._sb
+        if sb is None:
+            return []
         return [
-            *self._w1.values(),
-            *self._w0.values(),
-            *{id(s): s for lst in self._subs.values() for s in lst}.values(),
-            *(s for lst in self._args_subs.values() for s in lst),
-            *self._query_subs,
-            *self._queue_subs,
-            *self._queue_end_subs,
+            *sb.w1.values(),
+            *sb.w0.values(),
+            *{id(s): s for lst in sb.by_state.values() for s in lst}.values(),
+            *(s for lst in sb.args.values() for s in lst),
+            *sb.query,
+            *sb.queue,
+            *sb.queue_end,
         ]
 
     # --------------------------------------------------------- tasks
@@ -1078,18 +1079,22 @@ class Machine(CoreMachine):
         if kind == _WHEN_TICKS:
             kind, values = _WHEN_TIME, (self._ticks[states[0]] + values,)
         key: Any = None
+        sb = self._sb
         if ctx is None and len(states) == 1 and kind <= _WHEN_NOT:
-            existing = (self._w1 if kind == _WHEN else self._w0).get(states[0])
-            if existing is not None and not existing.event._flag:
-                return existing.event
+            if sb is not None:
+                existing = (sb.w1 if kind == _WHEN else sb.w0).get(states[0])
+                if existing is not None and not existing.event._flag:
+                    return existing.event
         elif kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
             key = _sub_key(kind, states, values, ctx)
-            if key is not None:
-                existing = self._sub_keys.get(key)
+            if sb is None:
+                pass
+            elif key is not None:
+                existing = sb.keys.get(key)
                 if existing is not None and not existing.event._flag:
                     return existing.event
             elif kind == _WHEN_ARGS:
-                for other in self._args_subs.get(states[0], ()):
+                for other in sb.args.get(states[0], ()):
                     if (
                         other.values == values
                         and other.ctx is ctx
@@ -1134,9 +1139,12 @@ class Machine(CoreMachine):
             sub.ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
             if sub.event._flag:  # expired meanwhile: fired and gone
                 return
+        sb = self._sb
+        if sb is None:
+            sb = self._sb = _Subs()
         kind = sub.kind
         if kind >= _WHEN1:
-            index = self._w1 if kind == _WHEN1 else self._w0
+            index = sb.w1 if kind == _WHEN1 else sb.w0
             state = sub.states[0]
             other = index.get(state)
             if other is None or other is sub or other.event._flag:
@@ -1145,31 +1153,31 @@ class Machine(CoreMachine):
                 # an identical wait holds the slot (re-attached, or made
                 # from another thread): index this one with the general ones
                 sub.kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
-                self._subs.setdefault(state, []).append(sub)
+                sb.by_state.setdefault(state, []).append(sub)
             self._watch = True
             return
         key = sub.key
         if key is not None:
-            other_sub = self._sub_keys.get(key)
+            other_sub = sb.keys.get(key)
             if other_sub is None or other_sub.event._flag:
-                self._sub_keys[key] = sub
+                sb.keys[key] = sub
             else:
                 sub.key = None  # an identical one is indexed: keep it there
         if kind <= _WHEN_TIME:
             for s in sub.states:
-                self._subs.setdefault(s, []).append(sub)
+                sb.by_state.setdefault(s, []).append(sub)
             self._watch = True
         elif kind == _WHEN_ARGS:
-            self._args_subs.setdefault(sub.states[0], []).append(sub)
+            sb.args.setdefault(sub.states[0], []).append(sub)
             self._watch = True
         elif kind == _WHEN_QUERY:
-            self._query_subs.append(sub)
+            sb.query.append(sub)
             self._watch = True
         elif kind == _QUEUE:
-            self._queue_subs.append(sub)
+            sb.queue.append(sub)
             self._watch_queue = True
         elif kind == _QUEUE_END:
-            self._queue_end_subs.append(sub)
+            sb.queue_end.append(sub)
             self._watch_queue = True
         elif kind == _DISPOSED:
             self.on_dispose(lambda: self._fire(sub, log=False))
@@ -1228,12 +1236,15 @@ class Machine(CoreMachine):
         return False
 
     def _unlink(self, sub: _Sub) -> None:
+        sb = self._sb
+        if sb is None:
+            return
         kind = sub.kind
         key = sub.key
-        if key is not None and self._sub_keys.get(key) is sub:
-            del self._sub_keys[key]
+        if key is not None and sb.keys.get(key) is sub:
+            del sb.keys[key]
         if kind <= _WHEN_TIME:
-            subs = self._subs
+            subs = sb.by_state
             for s in sub.states:
                 lst = subs.get(s)
                 if lst is not None and sub in lst:
@@ -1244,36 +1255,38 @@ class Machine(CoreMachine):
                     else:
                         lst.remove(sub)
         elif kind >= _WHEN1:
-            index = self._w1 if kind == _WHEN1 else self._w0
+            index = sb.w1 if kind == _WHEN1 else sb.w0
             state = sub.states[0]
             if index.get(state) is sub:
                 del index[state]
                 if not index:
                     self._rewatch()
         elif kind == _WHEN_ARGS:
-            lst = self._args_subs.get(sub.states[0])
+            lst = sb.args.get(sub.states[0])
             if lst and sub in lst:
                 lst.remove(sub)
                 if not lst:
-                    del self._args_subs[sub.states[0]]
+                    del sb.args[sub.states[0]]
                     self._rewatch()
         elif kind == _WHEN_QUERY:
-            if sub in self._query_subs:
-                self._query_subs.remove(sub)
+            if sub in sb.query:
+                sb.query.remove(sub)
                 self._rewatch()
         elif kind == _QUEUE:
-            if sub in self._queue_subs:
-                self._queue_subs.remove(sub)
+            if sub in sb.queue:
+                sb.queue.remove(sub)
                 self._rewatch()
-        elif kind == _QUEUE_END and sub in self._queue_end_subs:
-            self._queue_end_subs.remove(sub)
+        elif kind == _QUEUE_END and sub in sb.queue_end:
+            sb.queue_end.remove(sub)
             self._rewatch()
 
     def _rewatch(self) -> None:
-        self._watch = bool(
-            self._w1 or self._w0 or self._subs or self._args_subs or self._query_subs
-        )
-        self._watch_queue = bool(self._queue_subs or self._queue_end_subs)
+        sb = self._sb
+        if sb is None:
+            self._watch = self._watch_queue = False
+            return
+        self._watch = bool(sb.w1 or sb.w0 or sb.by_state or sb.args or sb.query)
+        self._watch_queue = bool(sb.queue or sb.queue_end)
 
     def _fire(self, sub: _Sub, log: bool = True) -> None:
         ev = sub.event
@@ -1291,24 +1304,27 @@ class Machine(CoreMachine):
     def _subs_after_tx(
         self, args: dict[str, Any], plan: Plan, enters_done: int = -1
     ) -> None:
-        ticks = self._ticks
-        w1 = self._w1
-        w0 = self._w0
+        sb = self._sb
+        if sb is None:
+            return
+        w1 = sb.w1
+        w0 = sb.w0
         if w1 or w0:
             # one-state waits: fired at once, nothing to check but the tick
-            log = self._log_level >= _OPS
+            ticks = self._ticks
             for name, _ in plan.changes:
                 sub = (w1 if ticks[name] & 1 else w0).pop(name, None)
                 if sub is not None:
-                    if log:
+                    if self._log_level >= _OPS:
                         kind = _KIND_LOG[sub.kind]
                         self._log(_OPS, f"[{kind}:match] {name}")
                     sub.event.set()
             if not w1 and not w0:
-                self._watch = bool(self._subs or self._args_subs or self._query_subs)
-        subs = self._subs
-        args_subs = self._args_subs
-        if not subs and not args_subs and not self._query_subs:
+                self._watch = bool(sb.by_state or sb.args or sb.query)
+        subs = sb.by_state
+        args_subs = sb.args
+        query = sb.query
+        if not subs and not args_subs and not query:
             return
         fired: list[_Sub] = []
         if subs:
@@ -1324,20 +1340,24 @@ class Machine(CoreMachine):
                 for s in args_subs.get(name, ()):
                     if s not in fired and _args_match(s.values, args):
                         fired.append(s)
-        if self._query_subs:
+        if query:
             clock: Clock = dict(self._ticks)
-            fired.extend(s for s in list(self._query_subs) if s.values(clock))
+            fired.extend(s for s in list(query) if s.values(clock))
         for s in fired:
             self._fire(s)
 
     def _subs_after_mutation(self) -> None:
-        p = self._p
-        for s in [s for s in self._queue_subs if p >= s.values]:
-            self._fire(s)
+        sb = self._sb
+        if sb is not None:
+            p = self._p
+            for s in [s for s in sb.queue if p >= s.values]:
+                self._fire(s)
 
     def _subs_queue_end(self) -> None:
-        for s in list(self._queue_end_subs):
-            self._fire(s)
+        sb = self._sb
+        if sb is not None:
+            for s in list(sb.queue_end):
+                self._fire(s)
 
     def when(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
         """Set once all `states` are active (at once if they are now)."""
