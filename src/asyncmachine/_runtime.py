@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -457,6 +458,7 @@ class Machine(CoreMachine):
 
     __slots__ = (
         "_binding",
+        "_context",
         "_inbox",
         "_inbox_armed",
         "_inbox_closed",
@@ -485,7 +487,11 @@ class Machine(CoreMachine):
         self._inbox_full = 0  # threads waiting for room in the inbox
         self._inbox_armed = False
         self._inbox_closed = True
-        self._inbox_waker: Callable[[], None] = _noop
+        # wakes the inbox task; None until the first call from outside
+        # starts that task (_start_inbox)
+        self._inbox_waker: Callable[[], None] | None = None
+        # the context `async with` ran in: the inbox task's, as if started there
+        self._context: contextvars.Context | None = None
         self._last_gate: _Gate | None = None
         self._sb: _Subs | None = None  # made by the first subscription
         super().__init__(schema, **kwargs)
@@ -511,21 +517,16 @@ class Machine(CoreMachine):
         binding = bind_current()
         tg = anyio.create_task_group()
         await tg.__aenter__()
-        try:
-            tg.start_soon(self._inbox_task, name=f"{self.id}:inbox")
-        except BaseException:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
-            raise
         self._tg = tg
         self._binding = binding
+        self._context = contextvars.copy_context()
         # the core's cheap thread check; a guest run shares its thread with
         # the host loop, so there every call asks the binding
         self._loop_thread = -1 if binding.guest else binding.thread
         with self._open_inbox():
+            # the inbox task starts with the first call from outside
+            # (_submit): a machine nobody calls from outside runs no task
             self._inbox_closed = False
-            # armed until the inbox task first parks: no wake-up is lost
-            self._inbox_armed = True
         return self
 
     async def __aexit__(
@@ -578,6 +579,8 @@ class Machine(CoreMachine):
         self._close_inbox()
         self._tg = None
         self._binding = None
+        self._context = None
+        self._inbox_waker = None
         self._loop_thread = 0
         self._last_gate = None
 
@@ -622,12 +625,32 @@ class Machine(CoreMachine):
             inbox.append((fn, args, abandon))
             if self._inbox_armed:
                 return True
+            # armed until the inbox task finds the inbox empty: one wake-up
+            # (or the task's start) per batch, and none is lost
             self._inbox_armed = True
             binding = self._binding
-        if binding is None or not binding.call_soon(self._inbox_waker):
+            waker = self._inbox_waker or self._start_inbox
+        if binding is None or not binding.call_soon(waker):
             # the loop is gone without stopping the machine (it crashed)
             self._close_inbox()
         return True
+
+    def _start_inbox(self) -> None:
+        """In the loop: start the inbox task, for the first call from
+        outside (it runs from then on)."""
+        tg = self._tg
+        context = self._context
+        if tg is None or context is None or self._inbox_closed:
+            return
+        if self._inbox_waker is not None:  # started already
+            self._inbox_waker()
+            return
+        self._inbox_waker = _noop  # until the task sets its own
+
+        def start() -> None:
+            tg.start_soon(self._inbox_task, name=f"{self.id}:inbox")
+
+        context.run(start)
 
     async def _inbox_task(self) -> None:
         """Run the calls from outside, in order, in the loop."""
