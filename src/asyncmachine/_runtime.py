@@ -16,7 +16,14 @@ import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -251,31 +258,40 @@ class WhenEvent:
 
     async def wait(self) -> None:
         """Wait until the event is set."""
+        await self
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        # a generator, not `wait().__await__()`: one object and one frame
+        # less per wait (benchmarks/bench_runtime.py, when1 wake-up)
         if self._flag:
-            await _checkpoint()
+            yield from _checkpoint().__await__()
             return
         sub = self._sub
         home = self._home
         if home is None and sub is not None:
             home = sub.machine._binding
-        if home is not None and not home.is_home():
-            await self._wait_remote(sub)
+        if home is None:
+            trio = current_lib() == TRIO
+        elif home.is_home():
+            trio = home.lib == TRIO
+        else:
+            yield from self._wait_remote(sub).__await__()
             return
         if sub is not None and sub.detached:
             sub.machine._reattach(sub)
             if self._flag:
-                await _checkpoint()
+                yield from _checkpoint().__await__()
                 return
         # park natively: an anyio.Event per wait would cost more than the
         # whole transition that sets it
-        if current_lib() != TRIO:
+        if not trio:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             futs = self._futs
             if futs is None:
                 futs = self._futs = []
             futs.append(fut)
             try:
-                await fut
+                yield from fut
             finally:
                 if not self._flag:  # cancelled from outside
                     futs.remove(fut)
@@ -293,7 +309,7 @@ class WhenEvent:
             self._waiter_left()
             return trio_ll.Abort.SUCCEEDED
 
-        await trio_ll.wait_task_rescheduled(abort)
+        yield from trio_ll.wait_task_rescheduled(abort).__await__()
 
     async def _wait_remote(self, sub: _Sub | None) -> None:
         """Wait from outside the loop that sets the event."""
@@ -365,9 +381,6 @@ class WhenEvent:
         sub = self._sub
         if sub is not None and not self._has_waiters():
             sub.machine._detach(sub)
-
-    def __await__(self) -> Any:
-        return self.wait().__await__()
 
     def __repr__(self) -> str:
         return f"<WhenEvent {'set' if self._flag else 'pending'}>"
@@ -1330,6 +1343,9 @@ class Machine(CoreMachine):
         sb = self._sb
         if sb is None:
             return
+        subs = sb.by_state
+        args_subs = sb.args
+        query = sb.query
         w1 = sb.w1
         w0 = sb.w0
         if w1 or w0:
@@ -1342,11 +1358,9 @@ class Machine(CoreMachine):
                         kind = _KIND_LOG[sub.kind]
                         self._log(_OPS, f"[{kind}:match] {name}")
                     sub.event.set()
-            if not w1 and not w0:
-                self._watch = bool(sb.by_state or sb.args or sb.query)
-        subs = sb.by_state
-        args_subs = sb.args
-        query = sb.query
+            if not w1 and not w0 and not subs and not args_subs and not query:
+                self._watch = False
+                return
         if not subs and not args_subs and not query:
             return
         fired: list[_Sub] = []
@@ -1393,9 +1407,26 @@ class Machine(CoreMachine):
         tick = self._ticks.get(state) if type(state) is str else None
         if tick is None:  # not a known name: `when` parses and raises
             return self.when((state,) if isinstance(state, str) else state, ctx)
-        if tick & 1 and ctx is None and not self._is_foreign():
+        lt = self._loop_thread
+        if ctx is not None or (lt and lt != _get_ident()):
+            # a ctx, another thread, or a guest run (lt -1): the general way
+            return self._subscribe(_WHEN, (state,), None, ctx)
+        # `_subscribe` and `_attach` of a one-state wait, inlined (the
+        # common wait: benchmarks/bench_runtime.py, when1 wake-up)
+        if tick & 1:
             return _set_event()
-        return self._subscribe(_WHEN, (state,), None, ctx)
+        sb = self._sb
+        if sb is None:
+            sb = self._sb = _Subs()
+        sub = sb.w1.get(state)
+        if sub is not None and not sub.event._flag:
+            return sub.event
+        ev = WhenEvent()
+        ev._sub = sb.w1[state] = _Sub(self, _WHEN1, (state,), None, None, None, ev)
+        self._watch = True
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[when:new] {state}")
+        return ev
 
     def when_not(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
         """Set once none of `states` is active."""
