@@ -1114,22 +1114,18 @@ class Machine(CoreMachine):
             return ev
         if kind == _WHEN_TICKS:
             kind, values = _WHEN_TIME, (self._ticks[states[0]] + values,)
+        if ctx is None and len(states) == 1 and kind <= _WHEN_NOT:
+            state = states[0]
+            return self._wait1(kind == _WHEN, state, self._ticks[state])
         key: Any = None
         sb = self._sb
-        if ctx is None and len(states) == 1 and kind <= _WHEN_NOT:
-            if sb is not None:
-                existing = (sb.w1 if kind == _WHEN else sb.w0).get(states[0])
-                if existing is not None and not existing.event._flag:
-                    return existing.event
-        elif kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
+        if kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
             key = _sub_key(kind, states, values, ctx)
-            if sb is None:
-                pass
-            elif key is not None:
+            if sb is not None and key is not None:
                 existing = sb.keys.get(key)
                 if existing is not None and not existing.event._flag:
                     return existing.event
-            elif kind == _WHEN_ARGS:
+            elif sb is not None and kind == _WHEN_ARGS:
                 for other in sb.args.get(states[0], ()):
                     if (
                         other.values == values
@@ -1139,6 +1135,26 @@ class Machine(CoreMachine):
                         return other.event
         ev = WhenEvent()
         self._attach_new(ev, kind, states, values, ctx, key)
+        return ev
+
+    def _wait1(self, active: bool, state: str, tick: int) -> WhenEvent:
+        """In the loop: a one-state wait without ctx (the common wait), for
+        `state` being `active`; set already, shared, or new."""
+        if bool(tick & 1) is active:
+            return _set_event()
+        sb = self._sb
+        if sb is None:
+            sb = self._sb = _Subs()
+        index = sb.w1 if active else sb.w0
+        sub = index.get(state)
+        if sub is not None and not sub.event._flag:
+            return sub.event
+        ev = WhenEvent()
+        kind = _WHEN1 if active else _WHEN_NOT1
+        ev._sub = index[state] = _Sub(self, kind, (state,), None, None, None, ev)
+        self._watch = True
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[{_KIND_LOG[kind]}:new] {state}")
         return ev
 
     def _attach_new(
@@ -1408,25 +1424,10 @@ class Machine(CoreMachine):
         if tick is None:  # not a known name: `when` parses and raises
             return self.when((state,) if isinstance(state, str) else state, ctx)
         lt = self._loop_thread
-        if ctx is not None or (lt and lt != _get_ident()):
-            # a ctx, another thread, or a guest run (lt -1): the general way
-            return self._subscribe(_WHEN, (state,), None, ctx)
-        # `_subscribe` and `_attach` of a one-state wait, inlined (the
-        # common wait: benchmarks/bench_runtime.py, when1 wake-up)
-        if tick & 1:
-            return _set_event()
-        sb = self._sb
-        if sb is None:
-            sb = self._sb = _Subs()
-        sub = sb.w1.get(state)
-        if sub is not None and not sub.event._flag:
-            return sub.event
-        ev = WhenEvent()
-        ev._sub = sb.w1[state] = _Sub(self, _WHEN1, (state,), None, None, None, ev)
-        self._watch = True
-        if self._log_level >= _OPS:
-            self._log(_OPS, f"[when:new] {state}")
-        return ev
+        if ctx is None and (not lt or lt == _get_ident()):
+            # in the loop, or not running (a guest run's lt is -1)
+            return self._wait1(True, state, tick)
+        return self._subscribe(_WHEN, (state,), None, ctx)
 
     def when_not(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
         """Set once none of `states` is active."""
