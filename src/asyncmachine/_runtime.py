@@ -663,7 +663,10 @@ class Machine(CoreMachine):
         def start() -> None:
             tg.start_soon(self._inbox_task, name=f"{self.id}:inbox")
 
-        context.run(start)
+        try:
+            context.run(start)
+        except RuntimeError:  # the task group is closing: so is the machine
+            self._close_inbox()
 
     async def _inbox_task(self) -> None:
         """Run the calls from outside, in order, in the loop."""
