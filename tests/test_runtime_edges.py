@@ -9,6 +9,7 @@ trio guest run on an asyncio host themselves).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import threading
@@ -665,6 +666,64 @@ async def test_a_flooding_thread_waits_for_the_loop_to_catch_up() -> None:
         assert release.is_set()
         await m.when_time1("M", 1 + 2 * (n - 1))
         assert count[0] == n
+
+
+def _inbox_tasks(m: am.Machine) -> int:
+    return sum(t.name == f"{m.id}:inbox" for t in anyio.get_running_tasks())
+
+
+async def test_the_inbox_task_starts_with_the_first_call_from_outside() -> None:
+    """A running machine runs no task of its own until a call comes from
+    outside its loop; the first such call starts the inbox task, once."""
+    m = abcd()
+    async with m:
+        await anyio.lowlevel.checkpoint()
+        assert _inbox_tasks(m) == 0
+        m.add1("A")  # from the loop: inline
+        assert _inbox_tasks(m) == 0
+
+        def work() -> None:
+            for s in "BCD":
+                assert m.add1(s) is am.Result.QUEUED
+
+        await anyio.to_thread.run_sync(work)
+        await m.when1("D")
+        assert m.is_(["A", "B", "C", "D"])
+        assert _inbox_tasks(m) == 1
+        await anyio.to_thread.run_sync(m.remove1, "A")
+        await m.when_not1("A")
+        assert _inbox_tasks(m) == 1
+    assert _inbox_tasks(m) == 0
+
+
+_where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="")
+
+
+async def test_calls_from_outside_run_in_the_context_of_async_with() -> None:
+    """The loop applies calls from outside in the context variables of the
+    task that entered `async with`, not in those of the calling thread."""
+    seen: list[str] = []
+
+    class H:
+        def AState(self, e: am.Event) -> None:
+            seen.append(_where.get())
+
+    m = abcd(handlers=H())
+    token = _where.set("async with")
+    try:
+        async with m:
+
+            def work() -> None:
+                _where.set("thread")
+                m.add1("A")
+
+            th = threading.Thread(target=work)
+            th.start()
+            await m.when1("A")
+            await anyio.to_thread.run_sync(th.join)
+    finally:
+        _where.reset(token)
+    assert seen == ["async with"]
 
 
 # ---------------------------------------------------------------------------

@@ -507,6 +507,44 @@ def test_11_1_am_log_env_sets_level(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "[add] A" in sink.lines
 
 
+def test_11_1_env_changes_between_machines_are_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Machines read AM_LOG and AM_DEBUG as they are at their creation."""
+    monkeypatch.setenv("AM_LOG", "3")
+    assert am.Machine({"A": am.State()}).log_level == am.LogLevel.OPS
+    monkeypatch.setenv("AM_LOG", "1")
+    assert am.Machine({"A": am.State()}).log_level == am.LogLevel.EXTERNAL
+    monkeypatch.setenv("AM_LOG", "9")  # not a level: ignored
+    assert am.Machine({"A": am.State()}).log_level == am.LogLevel.NOTHING
+    monkeypatch.delenv("AM_LOG")
+    assert am.Machine({"A": am.State()}).log_level == am.LogLevel.NOTHING
+    monkeypatch.setenv("AM_DEBUG", "1")
+    assert not am.Machine({"A": am.State()}).panic_to_exception
+    monkeypatch.setenv("AM_DEBUG", "0")
+    assert am.Machine({"A": am.State()}).panic_to_exception
+    monkeypatch.delenv("AM_DEBUG")
+    assert am.Machine({"A": am.State()}).panic_to_exception
+
+
+def test_1_schema_dict_changed_after_a_machine_compiles_anew() -> None:
+    """One schema dict, changed between creations: each machine gets the
+    schema as it is (compiled schemas are shared by content, not by dict)."""
+    schema: am.Schema = {"A": am.State()}
+    m1 = am.Machine(schema)
+    schema["B"] = am.State(remove=["A"])
+    m2 = am.Machine(schema)
+    schema["A"] = am.State(require=["B"])
+    m3 = am.Machine(schema)
+    assert m1.state_names == ["A", am.EXCEPTION]
+    assert m2.state_names == ["A", "B", am.EXCEPTION]
+    assert m3.add1("A") == am.Result.CANCELED  # requires the inactive B
+    assert m2.add1("A") == am.Result.EXECUTED
+    del schema["B"]
+    schema["A"] = am.State()
+    assert am.Machine(schema).state_names == ["A", am.EXCEPTION]
+
+
 # ---------------------------------------------------------------------------
 # §11.2 line formats
 

@@ -197,11 +197,38 @@ def log_handler_error(machine_id: str, where: str, exc: BaseException) -> None:
     )
 
 
-def _env_level() -> LogLevel | None:
-    raw = os.environ.get("AM_LOG", "")
-    if raw.isdigit() and 0 <= int(raw) <= 5:
-        return LogLevel(int(raw))
-    return None
+# os.environ's own dict (POSIX: bytes keys), which os.environ's setters
+# write: reading it skips os.environ.get's key and value codecs, a fifth of
+# a machine's creation (benchmarks/README.md, "memory and start")
+_ENV_DATA: Any = getattr(os.environ, "_data", None) if os.name == "posix" else None
+if type(_ENV_DATA) is not dict:
+    _ENV_DATA = None
+# (raw AM_LOG, raw AM_DEBUG) -> (AM_LOG's level, AM_DEBUG == "1")
+_env_last: tuple[tuple[Any, Any], tuple[LogLevel | None, bool]] = (
+    (0, 0),
+    (None, False),
+)
+
+
+def _env_flags() -> tuple[LogLevel | None, bool]:
+    """AM_LOG's level (None: unset or not 0-5) and whether AM_DEBUG is "1",
+    parsed once per distinct raw value (tests change them at runtime)."""
+    global _env_last
+    data = _ENV_DATA
+    if data is not None:
+        raw = (data.get(b"AM_LOG"), data.get(b"AM_DEBUG"))
+    else:
+        raw = (os.environ.get("AM_LOG"), os.environ.get("AM_DEBUG"))
+    last = _env_last
+    if raw == last[0]:
+        return last[1]
+    level_raw = os.environ.get("AM_LOG", "")
+    level = None
+    if level_raw.isdigit() and 0 <= int(level_raw) <= 5:
+        level = LogLevel(int(level_raw))
+    flags = (level, os.environ.get("AM_DEBUG") == "1")
+    _env_last = (raw, flags)
+    return flags
 
 
 class CoreMachine:
@@ -293,7 +320,7 @@ class CoreMachine:
             or queue_limit < 1
         ):
             raise TypeError(f"queue_limit must be a positive int, got {queue_limit!r}")
-        timeout = _check_timeout(handler_timeout)
+        timeout = None if handler_timeout is None else _check_timeout(handler_timeout)
         for name, flag in (
             ("panic_to_exception", panic_to_exception),
             ("log_stack_trace", log_stack_trace),
@@ -304,18 +331,19 @@ class CoreMachine:
             raise TypeError(
                 f"logger must be a callable (level, text), got {type(logger).__name__}"
             )
-        try:
-            log_level = LogLevel(log_level)
-        except ValueError:
-            raise ValueError(
-                f"log_level must be an am.LogLevel (0-5), got {log_level!r}"
-            ) from None
+        if type(log_level) is not LogLevel:
+            try:
+                log_level = LogLevel(log_level)
+            except ValueError:
+                raise ValueError(
+                    f"log_level must be an am.LogLevel (0-5), got {log_level!r}"
+                ) from None
         self._cs = cs = compile_schema(schema)
         self._index: dict[str, int] = cs.index
         self._has_auto = bool(cs.auto)
         self._id: str = id if id else os.urandom(8).hex()
         self._parent_id: str = parent.id if parent is not None else ""
-        self._tags: tuple[str, ...] = tuple(dict.fromkeys(tags))
+        self._tags: tuple[str, ...] = tuple(dict.fromkeys(tags)) if tags else ()
 
         self._ticks: dict[str, int] = dict.fromkeys(cs.names, 0)
         self._on: dict[str, bool] = dict.fromkeys(cs.names, False)
@@ -370,10 +398,10 @@ class CoreMachine:
         self._q_tracers: tuple[Tracer, ...] = ()
         self._breakpoints: tuple[_Breakpoint, ...] = ()
 
-        env_level = _env_level()
-        if env_level is not None and int(log_level) == 0:
+        env_level, debug = _env_flags()
+        if env_level is not None and log_level == 0:
             log_level = env_level
-        self._log_level = LogLevel(log_level)
+        self._log_level: LogLevel = log_level
         self.log_id: bool = True
         """Whether log lines start with the machine id's first 5 chars."""
         self.log_args_mapper: LogArgsMapper | None = default_log_args_mapper
@@ -391,10 +419,11 @@ class CoreMachine:
         """Called with every error recorded by `add_err_state`."""
         self.err: BaseException | None = None
         """The last recorded error."""
-        if os.environ.get("AM_DEBUG") == "1":
+        if debug:
             self.panic_to_exception = False
             self._handler_timeout = None
-        self._handlers_changed()
+        if log_level >= _EVERYTHING:
+            self._handlers_changed()
 
         if cs.relation_error:
             self._log(_CHANGES, f"[resolver] relation error: {cs.relation_error}")

@@ -14,8 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -250,31 +258,40 @@ class WhenEvent:
 
     async def wait(self) -> None:
         """Wait until the event is set."""
+        await self
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        # a generator, not `wait().__await__()`: one object and one frame
+        # less per wait (benchmarks/bench_runtime.py, when1 wake-up)
         if self._flag:
-            await _checkpoint()
+            yield from _checkpoint().__await__()
             return
         sub = self._sub
         home = self._home
         if home is None and sub is not None:
             home = sub.machine._binding
-        if home is not None and not home.is_home():
-            await self._wait_remote(sub)
+        if home is None:
+            trio = current_lib() == TRIO
+        elif home.is_home():
+            trio = home.lib == TRIO
+        else:
+            yield from self._wait_remote(sub).__await__()
             return
         if sub is not None and sub.detached:
             sub.machine._reattach(sub)
             if self._flag:
-                await _checkpoint()
+                yield from _checkpoint().__await__()
                 return
         # park natively: an anyio.Event per wait would cost more than the
         # whole transition that sets it
-        if current_lib() != TRIO:
+        if not trio:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             futs = self._futs
             if futs is None:
                 futs = self._futs = []
             futs.append(fut)
             try:
-                await fut
+                yield from fut
             finally:
                 if not self._flag:  # cancelled from outside
                     futs.remove(fut)
@@ -292,7 +309,7 @@ class WhenEvent:
             self._waiter_left()
             return trio_ll.Abort.SUCCEEDED
 
-        await trio_ll.wait_task_rescheduled(abort)
+        yield from trio_ll.wait_task_rescheduled(abort).__await__()
 
     async def _wait_remote(self, sub: _Sub | None) -> None:
         """Wait from outside the loop that sets the event."""
@@ -365,9 +382,6 @@ class WhenEvent:
         if sub is not None and not self._has_waiters():
             sub.machine._detach(sub)
 
-    def __await__(self) -> Any:
-        return self.wait().__await__()
-
     def __repr__(self) -> str:
         return f"<WhenEvent {'set' if self._flag else 'pending'}>"
 
@@ -408,6 +422,23 @@ class _Sub:
         self.event = event
 
 
+class _Subs:
+    """A machine's pending subscriptions, indexed for the checks after a
+    transition (made on the first subscription: an idle machine has none)."""
+
+    __slots__ = ("args", "by_state", "keys", "query", "queue", "queue_end", "w0", "w1")
+
+    def __init__(self) -> None:
+        self.by_state: dict[str, list[_Sub]] = {}
+        self.w1: dict[str, _Sub] = {}  # when1(state), no ctx
+        self.w0: dict[str, _Sub] = {}  # when_not1(state), no ctx
+        self.keys: dict[Any, _Sub] = {}
+        self.args: dict[str, list[_Sub]] = {}
+        self.query: list[_Sub] = []
+        self.queue: list[_Sub] = []
+        self.queue_end: list[_Sub] = []
+
+
 def _set_event() -> WhenEvent:
     ev = WhenEvent()
     ev._flag = True
@@ -439,8 +470,8 @@ class Machine(CoreMachine):
     """
 
     __slots__ = (
-        "_args_subs",
         "_binding",
+        "_context",
         "_inbox",
         "_inbox_armed",
         "_inbox_closed",
@@ -449,14 +480,8 @@ class Machine(CoreMachine):
         "_inbox_lock",
         "_inbox_waker",
         "_last_gate",
-        "_query_subs",
-        "_queue_end_subs",
-        "_queue_subs",
-        "_sub_keys",
-        "_subs",
+        "_sb",
         "_tg",
-        "_w0",
-        "_w1",
     )
 
     _ctx_class = StateCtx
@@ -475,16 +500,13 @@ class Machine(CoreMachine):
         self._inbox_full = 0  # threads waiting for room in the inbox
         self._inbox_armed = False
         self._inbox_closed = True
-        self._inbox_waker: Callable[[], None] = _noop
+        # wakes the inbox task; None until the first call from outside
+        # starts that task (_start_inbox)
+        self._inbox_waker: Callable[[], None] | None = None
+        # the context `async with` ran in: the inbox task's, as if started there
+        self._context: contextvars.Context | None = None
         self._last_gate: _Gate | None = None
-        self._subs: dict[str, list[_Sub]] = {}
-        self._w1: dict[str, _Sub] = {}  # when1(state), no ctx
-        self._w0: dict[str, _Sub] = {}  # when_not1(state), no ctx
-        self._sub_keys: dict[Any, _Sub] = {}
-        self._args_subs: dict[str, list[_Sub]] = {}
-        self._query_subs: list[_Sub] = []
-        self._queue_subs: list[_Sub] = []
-        self._queue_end_subs: list[_Sub] = []
+        self._sb: _Subs | None = None  # made by the first subscription
         super().__init__(schema, **kwargs)
 
     # --------------------------------------------------------- running
@@ -508,21 +530,16 @@ class Machine(CoreMachine):
         binding = bind_current()
         tg = anyio.create_task_group()
         await tg.__aenter__()
-        try:
-            tg.start_soon(self._inbox_task, name=f"{self.id}:inbox")
-        except BaseException:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
-            raise
         self._tg = tg
         self._binding = binding
+        self._context = contextvars.copy_context()
         # the core's cheap thread check; a guest run shares its thread with
         # the host loop, so there every call asks the binding
         self._loop_thread = -1 if binding.guest else binding.thread
         with self._open_inbox():
+            # the inbox task starts with the first call from outside
+            # (_submit): a machine nobody calls from outside runs no task
             self._inbox_closed = False
-            # armed until the inbox task first parks: no wake-up is lost
-            self._inbox_armed = True
         return self
 
     async def __aexit__(
@@ -575,6 +592,8 @@ class Machine(CoreMachine):
         self._close_inbox()
         self._tg = None
         self._binding = None
+        self._context = None
+        self._inbox_waker = None
         self._loop_thread = 0
         self._last_gate = None
 
@@ -619,12 +638,35 @@ class Machine(CoreMachine):
             inbox.append((fn, args, abandon))
             if self._inbox_armed:
                 return True
+            # armed until the inbox task finds the inbox empty: one wake-up
+            # (or the task's start) per batch, and none is lost
             self._inbox_armed = True
             binding = self._binding
-        if binding is None or not binding.call_soon(self._inbox_waker):
+            waker = self._inbox_waker or self._start_inbox
+        if binding is None or not binding.call_soon(waker):
             # the loop is gone without stopping the machine (it crashed)
             self._close_inbox()
         return True
+
+    def _start_inbox(self) -> None:
+        """In the loop: start the inbox task, for the first call from
+        outside (it runs from then on)."""
+        tg = self._tg
+        context = self._context
+        if tg is None or context is None or self._inbox_closed:
+            return
+        if self._inbox_waker is not None:  # started already
+            self._inbox_waker()
+            return
+        self._inbox_waker = _noop  # until the task sets its own
+
+        def start() -> None:
+            tg.start_soon(self._inbox_task, name=f"{self.id}:inbox")
+
+        try:
+            context.run(start)
+        except RuntimeError:  # the task group is closing: so is the machine
+            self._close_inbox()
 
     async def _inbox_task(self) -> None:
         """Run the calls from outside, in order, in the loop."""
@@ -897,14 +939,7 @@ class Machine(CoreMachine):
         super()._finish_dispose()
         self._close_inbox()
         subs = self._pending_subs()
-        self._w1.clear()
-        self._w0.clear()
-        self._subs.clear()
-        self._sub_keys.clear()
-        self._args_subs.clear()
-        self._query_subs.clear()
-        self._queue_subs.clear()
-        self._queue_end_subs.clear()
+        self._sb = None
         self._watch = self._watch_queue = False
         for sub in subs:
             self._fire(sub, log=False)
@@ -915,18 +950,23 @@ class Machine(CoreMachine):
     def pending_waits(self) -> int:
         """How many when-subscriptions the machine holds now (waits that
         fire on a later transition; for leak checks and debugging)."""
-        return len({id(s) for s in (*self._pending_subs(), *self._sub_keys.values())})
+        sb = self._sb
+        keyed = sb.keys.values() if sb is not None else ()
+        return len({id(s) for s in (*self._pending_subs(), *keyed)})
 
     def _pending_subs(self) -> list[_Sub]:
         """Every subscription the machine holds, each once."""
+        sb = self._sb
+        if sb is None:
+            return []
         return [
-            *self._w1.values(),
-            *self._w0.values(),
-            *{id(s): s for lst in self._subs.values() for s in lst}.values(),
-            *(s for lst in self._args_subs.values() for s in lst),
-            *self._query_subs,
-            *self._queue_subs,
-            *self._queue_end_subs,
+            *sb.w1.values(),
+            *sb.w0.values(),
+            *{id(s): s for lst in sb.by_state.values() for s in lst}.values(),
+            *(s for lst in sb.args.values() for s in lst),
+            *sb.query,
+            *sb.queue,
+            *sb.queue_end,
         ]
 
     # --------------------------------------------------------- tasks
@@ -1077,19 +1117,19 @@ class Machine(CoreMachine):
             return ev
         if kind == _WHEN_TICKS:
             kind, values = _WHEN_TIME, (self._ticks[states[0]] + values,)
-        key: Any = None
         if ctx is None and len(states) == 1 and kind <= _WHEN_NOT:
-            existing = (self._w1 if kind == _WHEN else self._w0).get(states[0])
-            if existing is not None and not existing.event._flag:
-                return existing.event
-        elif kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
+            state = states[0]
+            return self._wait1(kind == _WHEN, state, self._ticks[state])
+        key: Any = None
+        sb = self._sb
+        if kind in (_WHEN, _WHEN_NOT, _WHEN_TIME, _WHEN_ARGS):
             key = _sub_key(kind, states, values, ctx)
-            if key is not None:
-                existing = self._sub_keys.get(key)
+            if sb is not None and key is not None:
+                existing = sb.keys.get(key)
                 if existing is not None and not existing.event._flag:
                     return existing.event
-            elif kind == _WHEN_ARGS:
-                for other in self._args_subs.get(states[0], ()):
+            elif sb is not None and kind == _WHEN_ARGS:
+                for other in sb.args.get(states[0], ()):
                     if (
                         other.values == values
                         and other.ctx is ctx
@@ -1098,6 +1138,26 @@ class Machine(CoreMachine):
                         return other.event
         ev = WhenEvent()
         self._attach_new(ev, kind, states, values, ctx, key)
+        return ev
+
+    def _wait1(self, active: bool, state: str, tick: int) -> WhenEvent:
+        """In the loop: a one-state wait without ctx (the common wait), for
+        `state` being `active`; set already, shared, or new."""
+        if bool(tick & 1) is active:
+            return _set_event()
+        sb = self._sb
+        if sb is None:
+            sb = self._sb = _Subs()
+        index = sb.w1 if active else sb.w0
+        sub = index.get(state)
+        if sub is not None and not sub.event._flag:
+            return sub.event
+        ev = WhenEvent()
+        kind = _WHEN1 if active else _WHEN_NOT1
+        ev._sub = index[state] = _Sub(self, kind, (state,), None, None, None, ev)
+        self._watch = True
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[{_KIND_LOG[kind]}:new] {state}")
         return ev
 
     def _attach_new(
@@ -1134,9 +1194,12 @@ class Machine(CoreMachine):
             sub.ctx_unregister = ctx.on_expire(lambda: self._fire(sub, log=False))
             if sub.event._flag:  # expired meanwhile: fired and gone
                 return
+        sb = self._sb
+        if sb is None:
+            sb = self._sb = _Subs()
         kind = sub.kind
         if kind >= _WHEN1:
-            index = self._w1 if kind == _WHEN1 else self._w0
+            index = sb.w1 if kind == _WHEN1 else sb.w0
             state = sub.states[0]
             other = index.get(state)
             if other is None or other is sub or other.event._flag:
@@ -1145,31 +1208,31 @@ class Machine(CoreMachine):
                 # an identical wait holds the slot (re-attached, or made
                 # from another thread): index this one with the general ones
                 sub.kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
-                self._subs.setdefault(state, []).append(sub)
+                sb.by_state.setdefault(state, []).append(sub)
             self._watch = True
             return
         key = sub.key
         if key is not None:
-            other_sub = self._sub_keys.get(key)
+            other_sub = sb.keys.get(key)
             if other_sub is None or other_sub.event._flag:
-                self._sub_keys[key] = sub
+                sb.keys[key] = sub
             else:
                 sub.key = None  # an identical one is indexed: keep it there
         if kind <= _WHEN_TIME:
             for s in sub.states:
-                self._subs.setdefault(s, []).append(sub)
+                sb.by_state.setdefault(s, []).append(sub)
             self._watch = True
         elif kind == _WHEN_ARGS:
-            self._args_subs.setdefault(sub.states[0], []).append(sub)
+            sb.args.setdefault(sub.states[0], []).append(sub)
             self._watch = True
         elif kind == _WHEN_QUERY:
-            self._query_subs.append(sub)
+            sb.query.append(sub)
             self._watch = True
         elif kind == _QUEUE:
-            self._queue_subs.append(sub)
+            sb.queue.append(sub)
             self._watch_queue = True
         elif kind == _QUEUE_END:
-            self._queue_end_subs.append(sub)
+            sb.queue_end.append(sub)
             self._watch_queue = True
         elif kind == _DISPOSED:
             self.on_dispose(lambda: self._fire(sub, log=False))
@@ -1228,12 +1291,15 @@ class Machine(CoreMachine):
         return False
 
     def _unlink(self, sub: _Sub) -> None:
+        sb = self._sb
+        if sb is None:
+            return
         kind = sub.kind
         key = sub.key
-        if key is not None and self._sub_keys.get(key) is sub:
-            del self._sub_keys[key]
+        if key is not None and sb.keys.get(key) is sub:
+            del sb.keys[key]
         if kind <= _WHEN_TIME:
-            subs = self._subs
+            subs = sb.by_state
             for s in sub.states:
                 lst = subs.get(s)
                 if lst is not None and sub in lst:
@@ -1244,36 +1310,38 @@ class Machine(CoreMachine):
                     else:
                         lst.remove(sub)
         elif kind >= _WHEN1:
-            index = self._w1 if kind == _WHEN1 else self._w0
+            index = sb.w1 if kind == _WHEN1 else sb.w0
             state = sub.states[0]
             if index.get(state) is sub:
                 del index[state]
                 if not index:
                     self._rewatch()
         elif kind == _WHEN_ARGS:
-            lst = self._args_subs.get(sub.states[0])
+            lst = sb.args.get(sub.states[0])
             if lst and sub in lst:
                 lst.remove(sub)
                 if not lst:
-                    del self._args_subs[sub.states[0]]
+                    del sb.args[sub.states[0]]
                     self._rewatch()
         elif kind == _WHEN_QUERY:
-            if sub in self._query_subs:
-                self._query_subs.remove(sub)
+            if sub in sb.query:
+                sb.query.remove(sub)
                 self._rewatch()
         elif kind == _QUEUE:
-            if sub in self._queue_subs:
-                self._queue_subs.remove(sub)
+            if sub in sb.queue:
+                sb.queue.remove(sub)
                 self._rewatch()
-        elif kind == _QUEUE_END and sub in self._queue_end_subs:
-            self._queue_end_subs.remove(sub)
+        elif kind == _QUEUE_END and sub in sb.queue_end:
+            sb.queue_end.remove(sub)
             self._rewatch()
 
     def _rewatch(self) -> None:
-        self._watch = bool(
-            self._w1 or self._w0 or self._subs or self._args_subs or self._query_subs
-        )
-        self._watch_queue = bool(self._queue_subs or self._queue_end_subs)
+        sb = self._sb
+        if sb is None:
+            self._watch = self._watch_queue = False
+            return
+        self._watch = bool(sb.w1 or sb.w0 or sb.by_state or sb.args or sb.query)
+        self._watch_queue = bool(sb.queue or sb.queue_end)
 
     def _fire(self, sub: _Sub, log: bool = True) -> None:
         ev = sub.event
@@ -1291,24 +1359,28 @@ class Machine(CoreMachine):
     def _subs_after_tx(
         self, args: dict[str, Any], plan: Plan, enters_done: int = -1
     ) -> None:
-        ticks = self._ticks
-        w1 = self._w1
-        w0 = self._w0
+        sb = self._sb
+        if sb is None:
+            return
+        subs = sb.by_state
+        args_subs = sb.args
+        query = sb.query
+        w1 = sb.w1
+        w0 = sb.w0
         if w1 or w0:
             # one-state waits: fired at once, nothing to check but the tick
-            log = self._log_level >= _OPS
+            ticks = self._ticks
             for name, _ in plan.changes:
                 sub = (w1 if ticks[name] & 1 else w0).pop(name, None)
                 if sub is not None:
-                    if log:
+                    if self._log_level >= _OPS:
                         kind = _KIND_LOG[sub.kind]
                         self._log(_OPS, f"[{kind}:match] {name}")
                     sub.event.set()
-            if not w1 and not w0:
-                self._watch = bool(self._subs or self._args_subs or self._query_subs)
-        subs = self._subs
-        args_subs = self._args_subs
-        if not subs and not args_subs and not self._query_subs:
+            if not w1 and not w0 and not subs and not args_subs and not query:
+                self._watch = False
+                return
+        if not subs and not args_subs and not query:
             return
         fired: list[_Sub] = []
         if subs:
@@ -1324,20 +1396,24 @@ class Machine(CoreMachine):
                 for s in args_subs.get(name, ()):
                     if s not in fired and _args_match(s.values, args):
                         fired.append(s)
-        if self._query_subs:
+        if query:
             clock: Clock = dict(self._ticks)
-            fired.extend(s for s in list(self._query_subs) if s.values(clock))
+            fired.extend(s for s in list(query) if s.values(clock))
         for s in fired:
             self._fire(s)
 
     def _subs_after_mutation(self) -> None:
-        p = self._p
-        for s in [s for s in self._queue_subs if p >= s.values]:
-            self._fire(s)
+        sb = self._sb
+        if sb is not None:
+            p = self._p
+            for s in [s for s in sb.queue if p >= s.values]:
+                self._fire(s)
 
     def _subs_queue_end(self) -> None:
-        for s in list(self._queue_end_subs):
-            self._fire(s)
+        sb = self._sb
+        if sb is not None:
+            for s in list(sb.queue_end):
+                self._fire(s)
 
     def when(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:
         """Set once all `states` are active (at once if they are now)."""
@@ -1350,8 +1426,10 @@ class Machine(CoreMachine):
         tick = self._ticks.get(state) if type(state) is str else None
         if tick is None:  # not a known name: `when` parses and raises
             return self.when((state,) if isinstance(state, str) else state, ctx)
-        if tick & 1 and ctx is None and not self._is_foreign():
-            return _set_event()
+        lt = self._loop_thread
+        if ctx is None and (not lt or lt == _get_ident()):
+            # in the loop, or not running (a guest run's lt is -1)
+            return self._wait1(True, state, tick)
         return self._subscribe(_WHEN, (state,), None, ctx)
 
     def when_not(self, states: Iterable[str], ctx: CtxBase | None = None) -> WhenEvent:

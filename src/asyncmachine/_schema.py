@@ -30,10 +30,21 @@ def s_add(*lists: Iterable[str]) -> list[str]:
 
 _COMPILED: dict[tuple[tuple[str, State], ...], CompiledSchema] = {}
 _COMPILED_MAX = 256
+# by id of the schema object (kept alive here, so the id stays its own): its
+# items when compiled, and the result. Comparing the items again is several
+# times cheaper than hashing them (a State hashes in Python).
+_BY_ID: dict[
+    int, tuple[Mapping[str, State], tuple[tuple[str, State], ...], CompiledSchema]
+] = {}
 
 
 def compile_schema(schema: Mapping[str, State]) -> CompiledSchema:
     """Return the compiled form of `schema`, shared by equal schemas."""
+    hit = _BY_ID.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        key = tuple(schema.items())
+        if key == hit[1]:
+            return hit[2]
     if not isinstance(schema, Mapping):
         raise TypeError(
             f"schema must be a mapping of names to am.State, got {type(schema)!r}"
@@ -43,13 +54,15 @@ def compile_schema(schema: Mapping[str, State]) -> CompiledSchema:
         cached = _COMPILED.get(key)
     except TypeError:
         return CompiledSchema(schema)
-    if cached is not None:
-        return cached
-    cs = CompiledSchema(schema)
-    if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.clear()
-    _COMPILED[key] = cs
-    return cs
+    if cached is None:
+        cached = CompiledSchema(schema)
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[key] = cached
+    if len(_BY_ID) >= _COMPILED_MAX:
+        _BY_ID.clear()
+    _BY_ID[id(schema)] = (schema, key, cached)
+    return cached
 
 
 _MASK_KEYS_MAX = 8192
