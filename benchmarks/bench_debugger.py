@@ -232,7 +232,7 @@ def bench_breakdown(n: int, rounds: int) -> None:
     idle = Sender.__new__(Sender)
     idle._q, idle.max_queue, idle._idle, idle._skip = _Discard(), 1 << 40, False, set()
     idle._machines, idle._maps_in, idle._lock = {}, 0, threading.Lock()
-    idle._gen = 0
+    idle._gen, idle._lives = 0, {}
     try:
         deep.connected.wait(10)
         for level in (am.LogLevel.NOTHING, am.LogLevel.CHANGES):

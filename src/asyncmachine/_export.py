@@ -215,6 +215,9 @@ def import_into(mach: CoreMachine, data: Serialized | Mapping[str, Any]) -> None
     mach._p = data.queue_tick
     mach._n = 0
     _TICKS[mach] = data.machine_tick + 1
+    # the clocks moved outside a transition: a recorder's next record must
+    # go through its _record (docs/debugger.md, "Cost")
+    mach._rec_fast = None
     if mach._log_level >= LogLevel.CHANGES:
         mach._log(
             LogLevel.CHANGES,

@@ -270,6 +270,7 @@ class CoreMachine:
         "_processing",
         "_q_tracers",
         "_queue",
+        "_rec_fast",
         "_rec_t0",
         "_recs",
         "_sink",
@@ -394,6 +395,10 @@ class CoreMachine:
         self._tx_need = False
         self._recs: tuple[Callable[..., None], ...] = ()
         self._rec_t0 = 0.0
+        # a lone recorder's fast path, set by it (None while it wants its
+        # _record called): (queue, {plan: id}, queue bound, tag); see
+        # docs/debugger.md, "Cost"
+        self._rec_fast: tuple[Any, dict[Any, int], int, str] | None = None
         # the bound tracers that override mutation_queued or queue_end
         self._q_tracers: tuple[Tracer, ...] = ()
         self._breakpoints: tuple[_Breakpoint, ...] = ()
@@ -1234,8 +1239,25 @@ class CoreMachine:
                 self._end_lazy(True)
         elif t0:  # self._record, inlined
             self._rec_t0 = 0.0
-            for rec in self._recs:
-                rec(self, plan0, plan, args, mut, True, t0)
+            fast = self._rec_fast
+            rid = None
+            if (
+                fast is not None
+                and plan is plan0
+                and not args
+                and (mut is None or not mut.auto)
+                and len(fast[0]) < fast[2]
+            ):
+                rid = fast[1].get(plan)
+            if rid is not None:
+                # a plan the recorder has described: (tag, plan id, start
+                # time, queue tick) on its queue (docs/debugger.md, "Cost")
+                fast[0].append(
+                    (fast[3], rid, t0, self._p if mut is None else mut.queue_tick)
+                )
+            else:
+                for rec in self._recs:
+                    rec(self, plan0, plan, args, mut, True, t0)
         if mtype is _REMOVE:
             ticks = self._ticks
             for s in called:
@@ -1840,6 +1862,7 @@ class CoreMachine:
         self._tx_tracers = tuple(t for t in tracers if _overrides(t, _TX_HOOKS))
         self._tx_need = any(t._record is None for t in self._tx_tracers)
         self._recs = tuple(t._record for t in tracers if t._record is not None)
+        self._rec_fast = None
         self._q_tracers = tuple(t for t in tracers if _overrides(t, _Q_HOOKS))
         self._handlers_changed()
 

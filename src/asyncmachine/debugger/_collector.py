@@ -23,6 +23,7 @@ from ._wire import (
     VERSION,
     VERSIONS,
     apply_deltas,
+    expand_short,
     machine_from_wire,
     tx_from_raw,
     tx_from_wire,
@@ -31,6 +32,9 @@ from ._wire import (
 __all__ = ["Collector", "apply_message"]
 
 _LEN = struct.Struct(">I")
+_MAX_PLANS = 8192
+"""Plan descriptions kept per machine (a tracer describes its plans again
+after each batch it sends)."""
 
 
 def apply_message(
@@ -57,6 +61,8 @@ def apply_message(
     elif t == "X":
         states: dict[str, frozenset[str]] = {}
         last = session._clocks
+        plans = session._plans
+        mt2s = session._mt2
         for raw in msg["xs"]:
             mid = str(raw[0])
             st = states.get(mid)
@@ -64,6 +70,19 @@ def apply_message(
                 if mid not in session.machines:
                     raise ValueError(f"transition of unknown machine {mid!r}")
                 st = states[mid] = frozenset(session.machines[mid].states)
+            n = len(raw)
+            if n == 5:  # a resolution plan's description
+                tab = plans.get(mid)
+                if tab is None:
+                    tab = plans[mid] = {}
+                elif len(tab) >= _MAX_PLANS:
+                    tab.clear()
+                tab[int(raw[1])] = (raw[2], raw[3], raw[4])
+                continue
+            if n == 4:  # a transition recorded by the core's fast path
+                raw = expand_short(raw, plans.get(mid), mt2s.get(mid, 0))
+            else:
+                mt2s[mid] = int(raw[9])
             delta = raw[11]
             if isinstance(delta, (dict, bytes)):
                 # a clock delta: on top of the machine's last clock

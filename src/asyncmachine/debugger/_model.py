@@ -155,6 +155,13 @@ class Session:
     _clocks: dict[str, list[int]] = attrs.field(
         factory=dict, repr=False, eq=False, alias="_clocks"
     )
+    # per machine: the resolution plans its tracer described (plan id: the
+    # plan, change and clock-delta blobs) and its last machine tick, for the
+    # short records of the core's fast path (apply_message)
+    _plans: dict[str, dict[int, tuple[bytes, bytes | None, bytes]]] = attrs.field(
+        factory=dict, repr=False, eq=False, alias="_plans"
+    )
+    _mt2: dict[str, int] = attrs.field(factory=dict, repr=False, eq=False, alias="_mt2")
 
     def add_machine(self, machine: MachineRecord) -> MachineRecord:
         """Add (or replace the schema of) a machine; keeps known transitions."""

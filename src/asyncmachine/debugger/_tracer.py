@@ -101,11 +101,14 @@ class _MachState:
         "handlers",
         "idi",
         "ids",
+        "live",
         "logs",
         "mid",
         "mt2",
         "plan0",
         "pre_logs",
+        "rid",
+        "rids",
         "states",
         "t0",
     )
@@ -132,6 +135,13 @@ class _MachState:
         self.mt2 = 0
         # the sender's batch generation of the last whole clock (Sender._gen)
         self.gen = -1
+        # the core's fast path (Machine._rec_fast, docs/debugger.md, "Cost"):
+        # ids of the resolution plans described to the collector (`rids`,
+        # from the counter `rid`), and those usable until the sender takes
+        # its next batch (`live`, cleared then, after a drop or a log line)
+        self.rids: dict[Any, int] = {}
+        self.rid = 0
+        self.live: dict[Any, int] = {}
 
 
 _MAX_CACHE = 4096
@@ -219,6 +229,8 @@ class DebugTracer(Tracer):
         self._m[machine.id] = ms = _MachState(machine.id, frozenset(rec.states))
         self._one = ms if len(self._m) == 1 else None
         ms.big = self._snd is not None and len(rec.states) > _DELTA_MIN
+        if self._snd is not None:
+            self._snd._lives[id(ms)] = ms.live
         msg = machine_to_wire(rec)
         msg["t"] = "m"
         self.emit(msg)
@@ -226,7 +238,12 @@ class DebugTracer(Tracer):
             old = machine.logger
             now = time.time
 
+            live = ms.live
+
             def sink(level: Any, text: str) -> None:
+                if live:
+                    # the line goes with a record: no fast path for it
+                    live.clear()
                 if ms.cur is not None or machine._rec_t0:
                     # this transition's line (maybe logged before its init;
                     # _rec_t0: one without a Transition runs)
@@ -436,8 +453,25 @@ class DebugTracer(Tracer):
         if len(q) >= snd.max_queue:
             snd._drop(ms.mid)
             ms.full = True  # the collector missed a delta
+            ms.live.clear()
             return
         q.append(rec)
+        if fin is got and not check and len(mach._recs) == 1:
+            # the collector knows this machine's clock: let the core record
+            # the next transitions of this plan itself (docs/debugger.md,
+            # "Cost"), after describing it (the order matters: see there)
+            live = ms.live
+            if plan0 not in live:
+                rid = ms.rids.get(plan0)
+                if rid is None:
+                    if len(ms.rids) >= _MAX_CACHE:
+                        ms.rids.clear()
+                    rid = ms.rids[plan0] = ms.rid
+                    ms.rid += 1
+                live[plan0] = rid
+                q.append((ms.mid, rid, got[0], got[1], got[2]))
+            if mach._rec_fast is None:
+                mach._rec_fast = (q, live, snd.max_queue, ms.mid)
         if snd._idle:
             snd._idle = False
             snd._wake.set()
@@ -482,7 +516,10 @@ class DebugTracer(Tracer):
 
     def machine_dispose(self, machine_id: str) -> None:
         """Tell the collector the machine is gone."""
-        if self._m.pop(machine_id, None) is not None:
+        ms = self._m.pop(machine_id, None)
+        if ms is not None:
+            if self._snd is not None:
+                self._snd._lives.pop(id(ms), None)
             self._one = next(iter(self._m.values())) if len(self._m) == 1 else None
             self.emit({"t": "d", "m": machine_id})
 
@@ -582,6 +619,10 @@ class Sender:
         # batches taken: a machine's first record after each sends a whole
         # clock (DebugTracer._record)
         self._gen = 0
+        # each bound machine's plans usable by the core's fast path
+        # (DebugTracer._record): cleared with each batch taken and each
+        # connection, so that a machine's next record is a whole clock
+        self._lives: dict[int, dict[Any, int]] = {}
         self._wake = threading.Event()
         self._machines: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -659,6 +700,8 @@ class Sender:
         # deltas build on: every machine (each may send deltas, see
         # DebugTracer._record) starts with a whole clock
         self._skip.update(m["id"] for m in records)
+        for live in list(self._lives.values()):
+            live.clear()
         data = [encode_frame({"t": "h", "v": VERSION, "pid": os.getpid()})]
         data += [encode_frame(m) for m in records]
         data += [
@@ -730,6 +773,8 @@ class Sender:
         # kept over a reconnect has a base for its deltas (docs/debugger.md,
         # "When the collector dies")
         self._gen += 1
+        for live in list(self._lives.values()):
+            live.clear()
         return batch, maps
 
     def _pump(self, sock: socket.socket) -> None:
@@ -765,8 +810,8 @@ class Sender:
             else:
                 out = mixed = []
                 for m in batch:
-                    if type(m) is tuple and skip and m[0] in skip:
-                        if type(m[11]) is not tuple:
+                    if type(m) is tuple and skip and m[0] in skip and len(m) != 5:
+                        if len(m) == 4 or type(m[11]) is not tuple:
                             self._drop(m[0])  # a delta without its base
                             continue
                         skip.discard(m[0])
@@ -792,6 +837,8 @@ class Sender:
                 with self._lock:
                     for m in out:
                         mid = m[0] if type(m) is tuple else m.get("m")
+                        if type(m) is tuple and len(m) == 5:
+                            continue  # a plan's description
                         if type(m) is tuple or m.get("t") == "x":
                             self.dropped += 1
                             self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1

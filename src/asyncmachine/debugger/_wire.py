@@ -9,6 +9,7 @@ of flat arrays, see `tx_from_raw`), drop counts (`"c"`) and disposals
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "VERSION",
     "apply_deltas",
     "encode_frame",
+    "expand_short",
     "machine_from_wire",
     "machine_to_wire",
     "packb",
@@ -29,10 +31,11 @@ __all__ = [
     "tx_to_wire",
 ]
 
-VERSION = 3
+VERSION = 4
 """Version of the wire format (2 added `"X"` batches, 3 relative clock
-deltas in them); a collector reads versions 1 to 3 and refuses others."""
-VERSIONS = (1, 2, 3)
+deltas in them, 4 plan descriptions and short records); a collector reads
+versions 1 to 4 and refuses others."""
+VERSIONS = (1, 2, 3, 4)
 """The versions a collector reads."""
 MAX_FRAME = 16 * 1024 * 1024
 """The largest frame a collector accepts, in bytes."""
@@ -209,6 +212,53 @@ def tx_from_raw(
         queue_tick=int(qt),
         machine_tick=int(mt2),
     )
+
+
+def expand_short(
+    raw: list[Any] | tuple[Any, ...],
+    plans: dict[int, tuple[bytes, bytes | None, bytes]] | None,
+    machine_tick: int,
+) -> tuple[Any, ...]:
+    """A short record `[machine id, plan id, start time, queue tick]` (an
+    accepted transition in which no handler ran, without args, recorded by
+    the core's fast path) as the flat array `tx_from_raw` reads, from the
+    machine's plan descriptions `[machine id, plan id, plan blob, change
+    blob, clock deltas]` sent before it (ValueError for an unknown plan).
+    Its id is made here, its end time is its start time."""
+    mid, rid, t0, qt = raw
+    got = plans.get(int(rid)) if plans is not None else None
+    if got is None:
+        raise ValueError(f"a transition of {mid!r} names an undescribed plan {rid!r}")
+    plan, changes, deltas = got
+    return (
+        mid,
+        _new_id(),
+        plan,
+        changes,
+        0,
+        None,
+        t0,
+        t0,
+        qt,
+        machine_tick,
+        True,
+        deltas,
+        None,
+        None,
+        None,
+    )
+
+
+_IDS = [""]
+
+
+def _new_id() -> str:
+    # 16 hex characters, from a batch of random bytes
+    ids = _IDS[0]
+    if not ids:
+        ids = os.urandom(2048).hex()
+    _IDS[0] = ids[16:]
+    return ids[:16]
 
 
 _DELTAS: dict[bytes, list[tuple[int, int]]] = {}
