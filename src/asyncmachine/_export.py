@@ -216,7 +216,7 @@ def import_into(mach: CoreMachine, data: Serialized | Mapping[str, Any]) -> None
     mach._n = 0
     _TICKS[mach] = data.machine_tick + 1
     # the clocks moved outside a transition: a recorder's next record must
-    # go through its _record (docs/debugger.md, "Cost")
+    # go through its _record (docs/design/architecture.md, "Recorders")
     mach._rec_fast = None
     if mach._log_level >= LogLevel.CHANGES:
         mach._log(

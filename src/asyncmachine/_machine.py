@@ -65,6 +65,7 @@ _HEALTH_STATES = frozenset({"Healthcheck", "Heartbeat"})
 _PLAN_CACHE_MAX = 8192
 _MISSING: Any = object()
 _get_ident = threading.get_ident
+_now = _time.time
 
 if sys.implementation.name == "cpython":
     _refs = sys.getrefcount
@@ -391,14 +392,23 @@ class CoreMachine:
         self._tx_tracers: tuple[Tracer, ...] = ()
         # whether a bound tracer needs a Transition for every transition;
         # recorders (Tracer._record) are called instead where none is built,
-        # with the start time in _rec_t0 meanwhile (docs/debugger.md, "Cost")
+        # with the start time in _rec_t0 meanwhile (docs/design/
+        # architecture.md, "Recorders")
         self._tx_need = False
         self._recs: tuple[Callable[..., None], ...] = ()
         self._rec_t0 = 0.0
         # a lone recorder's fast path, set by it (None while it wants its
-        # _record called): (queue, {plan: id}, queue bound, tag); see
-        # docs/debugger.md, "Cost"
-        self._rec_fast: tuple[Any, dict[Any, int], int, str] | None = None
+        # _record called): (plan id lookup, buffer's extend, buffer, its
+        # bound); see docs/design/architecture.md, "Recorders"
+        self._rec_fast: (
+            tuple[
+                Callable[[Plan], int | None],
+                Callable[[tuple[Any, ...]], None],
+                list[Any],
+                int,
+            ]
+            | None
+        ) = None
         # the bound tracers that override mutation_queued or queue_end
         self._q_tracers: tuple[Tracer, ...] = ()
         self._breakpoints: tuple[_Breakpoint, ...] = ()
@@ -1101,7 +1111,7 @@ class CoreMachine:
             if hp is None and not self._tx_need:
                 # recorders only: _record at the end, with the first plan
                 plan0 = plan
-                t0 = self._rec_t0 = _time.time()
+                t0 = self._rec_t0 = _now()
                 self._tx = None
             else:
                 me: Any = self  # the full Machine, as in _api, without a call
@@ -1240,21 +1250,18 @@ class CoreMachine:
         elif t0:  # self._record, inlined
             self._rec_t0 = 0.0
             fast = self._rec_fast
-            rid = None
             if (
                 fast is not None
                 and plan is plan0
                 and not args
                 and (mut is None or not mut.auto)
-                and len(fast[0]) < fast[2]
+                and (rid := fast[0](plan)) is not None
+                and len(fast[2]) < fast[3]
             ):
-                rid = fast[1].get(plan)
-            if rid is not None:
-                # a plan the recorder has described: (tag, plan id, start
-                # time, queue tick) on its queue (docs/debugger.md, "Cost")
-                fast[0].append(
-                    (fast[3], rid, t0, self._p if mut is None else mut.queue_tick)
-                )
+                # a plan its recorder described: (plan id, start time, queue
+                # tick) to the recorder's buffer (docs/design/architecture.md,
+                # "Recorders")
+                fast[1]((rid, t0, self._p if mut is None else mut.queue_tick))
             else:
                 for rec in self._recs:
                     rec(self, plan0, plan, args, mut, True, t0)

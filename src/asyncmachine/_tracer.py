@@ -24,7 +24,8 @@ class Tracer:
     `_record(machine, plan, final_plan, args, mutation_or_None, accepted,
     start_time)` at the end of a transition that builds no `Transition`,
     instead of its transition hooks (which it overrides for the others), so
-    binding it alone builds none (docs/debugger.md, "Cost")."""
+    binding it alone builds none; a lone recorder may also set the
+    machine's fast path (docs/design/architecture.md, "Recorders")."""
 
     def inheritable(self) -> bool:
         """Whether machines created with this machine as parent copy it."""

@@ -60,45 +60,37 @@ def apply_message(
         session.add_transition(mid, tx)
     elif t == "X":
         states: dict[str, frozenset[str]] = {}
-        last = session._clocks
-        plans = session._plans
-        mt2s = session._mt2
         for raw in msg["xs"]:
             mid = str(raw[0])
             st = states.get(mid)
             if st is None:
-                if mid not in session.machines:
-                    raise ValueError(f"transition of unknown machine {mid!r}")
-                st = states[mid] = frozenset(session.machines[mid].states)
-            n = len(raw)
-            if n == 5:  # a resolution plan's description
-                tab = plans.get(mid)
-                if tab is None:
-                    tab = plans[mid] = {}
-                elif len(tab) >= _MAX_PLANS:
-                    tab.clear()
-                tab[int(raw[1])] = (raw[2], raw[3], raw[4])
-                continue
-            if n == 4:  # a transition recorded by the core's fast path
-                raw = expand_short(raw, plans.get(mid), mt2s.get(mid, 0))
+                st = states[mid] = _states(session, mid)
+            _apply_raw(session, mid, st, raw)
+    elif t == "Y":
+        mid = str(msg["m"])
+        st = _states(session, mid)
+        items = msg["r"]
+        if len(items) % 3:
+            raise ValueError(f"records of {mid!r} not in threes")
+        for i in range(0, len(items), 3):
+            rid = items[i]
+            if rid is None:
+                _apply_raw(session, mid, st, items[i + 1])
+            elif rid < 0:  # a log line: -1 - 2 * level - (1: of no transition)
+                code = -1 - int(rid)
+                lines = session._lines.get(mid)
+                if lines is None:
+                    lines = session._lines[mid] = ([], [])
+                lines[code & 1].append(
+                    LogEntry(code >> 1, str(items[i + 1]), float(items[i + 2]))
+                )
             else:
-                mt2s[mid] = int(raw[9])
-            delta = raw[11]
-            if isinstance(delta, (dict, bytes)):
-                # a clock delta: on top of the machine's last clock
-                base = last.get(mid)
-                if base is None:
-                    raise ValueError(f"a clock delta of {mid!r} without its clock")
-                clocks = list(base)
-                if isinstance(delta, bytes):
-                    apply_deltas(clocks, delta)
-                else:
-                    for i, tick in delta.items():
-                        clocks[int(i)] = int(tick)
-            else:
-                clocks = [int(c) for c in delta]
-            last[mid] = clocks
-            session.add_transition(mid, tx_from_raw(raw, st, clocks))
+                raw = expand_short(
+                    (mid, rid, items[i + 1], items[i + 2]),
+                    session._plans.get(mid),
+                    session._mt2.get(mid, 0),
+                )
+                _apply_raw(session, mid, st, raw)
     elif t == "c":
         mach = session.machines.get(str(msg["m"]))
         if mach is not None:
@@ -121,6 +113,50 @@ def apply_message(
             )
     else:
         raise ValueError(f"unknown debug message type {t!r}")
+
+
+def _states(session: Session, mid: str) -> frozenset[str]:
+    mach = session.machines.get(mid)
+    if mach is None:
+        raise ValueError(f"transition of unknown machine {mid!r}")
+    return frozenset(mach.states)
+
+
+def _apply_raw(
+    session: Session, mid: str, st: frozenset[str], raw: list[Any] | tuple[Any, ...]
+) -> None:
+    # one flat record (see tx_from_raw), or a resolution plan's description
+    # `[machine id, plan id, plan blob, change blob, clock deltas]`
+    if len(raw) == 5:
+        tab = session._plans.get(mid)
+        if tab is None:
+            tab = session._plans[mid] = {}
+        elif len(tab) >= _MAX_PLANS:
+            tab.clear()
+        tab[int(raw[1])] = (raw[2], raw[3], raw[4])
+        return
+    session._mt2[mid] = int(raw[9])
+    delta = raw[11]
+    if isinstance(delta, (dict, bytes)):
+        # a clock delta: on top of the machine's last clock
+        base = session._clocks.get(mid)
+        if base is None:
+            raise ValueError(f"a clock delta of {mid!r} without its clock")
+        clocks = list(base)
+        if isinstance(delta, bytes):
+            apply_deltas(clocks, delta)
+        else:
+            for i, tick in delta.items():
+                clocks[int(i)] = int(tick)
+    else:
+        clocks = [int(c) for c in delta]
+    session._clocks[mid] = clocks
+    tx = tx_from_raw(raw, st, clocks)
+    lines = session._lines.pop(mid, None)
+    if lines is not None:
+        tx.logs[:0] = lines[0]
+        tx.pre_logs[:0] = lines[1]
+    session.add_transition(mid, tx)
 
 
 class Collector:

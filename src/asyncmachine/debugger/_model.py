@@ -162,6 +162,11 @@ class Session:
         factory=dict, repr=False, eq=False, alias="_plans"
     )
     _mt2: dict[str, int] = attrs.field(factory=dict, repr=False, eq=False, alias="_mt2")
+    # per machine: log lines streamed before the transition they go with
+    # (its own lines, and those logged between transitions)
+    _lines: dict[str, tuple[list[LogEntry], list[LogEntry]]] = attrs.field(
+        factory=dict, repr=False, eq=False, alias="_lines"
+    )
 
     def add_machine(self, machine: MachineRecord) -> MachineRecord:
         """Add (or replace the schema of) a machine; keeps known transitions."""

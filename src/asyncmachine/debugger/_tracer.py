@@ -95,6 +95,7 @@ def machine_record(mach: Machine) -> MachineRecord:
 class _MachState:
     __slots__ = (
         "big",
+        "buf",
         "cur",
         "full",
         "gen",
@@ -142,6 +143,11 @@ class _MachState:
         self.rids: dict[Any, int] = {}
         self.rid = 0
         self.live: dict[Any, int] = {}
+        # bound to a Sender: this machine's records, in order, 3 items each:
+        # (plan id, start time, queue tick) from the core's fast path, or
+        # (None, a record or a plan's description, None) from the tracer; the
+        # sender takes them from the front (docs/debugger.md, "Cost")
+        self.buf: list[Any] = []
 
 
 _MAX_CACHE = 4096
@@ -209,9 +215,8 @@ class DebugTracer(Tracer):
             Sender.send
         ):
             self.sender = owner
-            self._push: Callable[[tuple[Any, ...]], None] = owner._push
-        else:
-            self._push = self._emit_raw
+        # records without a Sender: `emit`, one "x" message each
+        self._push: Callable[[tuple[Any, ...]], None] = self._emit_raw
         self._snd: Sender | None = self.sender
 
     def inheritable(self) -> bool:
@@ -230,7 +235,8 @@ class DebugTracer(Tracer):
         self._one = ms if len(self._m) == 1 else None
         ms.big = self._snd is not None and len(rec.states) > _DELTA_MIN
         if self._snd is not None:
-            self._snd._lives[id(ms)] = ms.live
+            with self._snd._lock:
+                self._snd._ms[id(ms)] = ms
         msg = machine_to_wire(rec)
         msg["t"] = "m"
         self.emit(msg)
@@ -238,12 +244,27 @@ class DebugTracer(Tracer):
             old = machine.logger
             now = time.time
 
-            live = ms.live
+            snd = self._snd
+            if snd is not None:
+                buf = ms.buf
+
+                def to_buf(level: Any, text: str) -> None:
+                    # in order with the records: (-1 - 2 * level - 0 for a
+                    # line of the transition that runs or 1 for one of none,
+                    # text, time); see `expand_short`
+                    if len(buf) < snd._cap:
+                        code = -1 - 2 * level
+                        if ms.cur is None and not machine._rec_t0:
+                            code -= _line_kind(machine)
+                        buf.extend((code, text, now()))
+                    else:
+                        snd.dropped_logs += 1
+                    old(level, text)
+
+                machine.logger = to_buf
+                return
 
             def sink(level: Any, text: str) -> None:
-                if live:
-                    # the line goes with a record: no fast path for it
-                    live.clear()
                 if ms.cur is not None or machine._rec_t0:
                     # this transition's line (maybe logged before its init;
                     # _rec_t0: one without a Transition runs)
@@ -448,18 +469,17 @@ class DebugTracer(Tracer):
         if snd is None:
             self._push(rec)
             return
-        # Sender._push, inlined (the hot path)
-        q = snd._q
-        if len(q) >= snd.max_queue:
+        buf = ms.buf
+        if len(buf) >= snd._cap:
             snd._drop(ms.mid)
             ms.full = True  # the collector missed a delta
             ms.live.clear()
             return
-        q.append(rec)
+        buf += (None, rec, None)
         if fin is got and not check and len(mach._recs) == 1:
             # the collector knows this machine's clock: let the core record
-            # the next transitions of this plan itself (docs/debugger.md,
-            # "Cost"), after describing it (the order matters: see there)
+            # the next transitions of this plan itself, once described
+            # (docs/debugger.md, "Cost")
             live = ms.live
             if plan0 not in live:
                 rid = ms.rids.get(plan0)
@@ -468,10 +488,10 @@ class DebugTracer(Tracer):
                         ms.rids.clear()
                     rid = ms.rids[plan0] = ms.rid
                     ms.rid += 1
+                buf += (None, (ms.mid, rid, got[0], got[1], got[2]), None)
                 live[plan0] = rid
-                q.append((ms.mid, rid, got[0], got[1], got[2]))
             if mach._rec_fast is None:
-                mach._rec_fast = (q, live, snd.max_queue, ms.mid)
+                mach._rec_fast = (live.get, buf.extend, buf, snd._cap)
         if snd._idle:
             snd._idle = False
             snd._wake.set()
@@ -488,7 +508,8 @@ class DebugTracer(Tracer):
         steps += [(_SET, s, "", "") for s, t in changes if t & 1]
         pl = ms.pre_logs or None
         ms.pre_logs = []
-        self._push(
+        self._put(
+            ms,
             (
                 ms.mid,
                 os.urandom(8).hex(),
@@ -505,8 +526,25 @@ class DebugTracer(Tracer):
                 None,
                 None,
                 pl,
-            )
+            ),
         )
+
+    def _put(self, ms: _MachState, rec: tuple[Any, ...]) -> None:
+        # a record outside the hot path: to the machine's buffer (bound to a
+        # Sender, with a whole clock) or to `emit`
+        snd = self._snd
+        if snd is None:
+            self._push(rec)
+            return
+        if len(ms.buf) >= snd._cap:
+            snd._drop(ms.mid)
+            ms.full = True
+            ms.live.clear()
+            return
+        ms.buf += (None, rec, None)
+        if snd._idle:
+            snd._idle = False
+            snd._wake.set()
 
     def _emit_raw(self, raw: tuple[Any, ...]) -> None:
         # not bound to a Sender: hand `emit` a plain "x" message
@@ -519,9 +557,16 @@ class DebugTracer(Tracer):
         ms = self._m.pop(machine_id, None)
         if ms is not None:
             if self._snd is not None:
-                self._snd._lives.pop(id(ms), None)
+                self._snd._release(ms)
             self._one = next(iter(self._m.values())) if len(self._m) == 1 else None
             self.emit({"t": "d", "m": machine_id})
+
+
+def _line_kind(machine: Machine) -> int:
+    # 0: a line of the transition that runs (a Transition's, maybe logged
+    # before its init), 1: of none (the cases of DebugTracer's `sink`)
+    tx = machine.transition
+    return 0 if tx is not None and not tx.is_completed else 1
 
 
 def _groups(groups: Any) -> dict[str, list[str]]:
@@ -570,8 +615,10 @@ def _backoff(value: float) -> float:
 class Sender:
     """Sends messages to a collector from a daemon thread; never blocks.
 
-    `send` puts a message on a bounded queue (`max_queue`); a full queue
-    drops it and counts it in `dropped` (per machine in `dropped_by`). The
+    `send` puts a message on a bounded queue (`max_queue`), and each bound
+    machine's transitions and log lines wait in a buffer of twice that; a
+    full one drops transitions and counts them in `dropped` (per machine in
+    `dropped_by`), log lines in `dropped_logs`. The
     thread connects, sends, and on any error reconnects with exponential
     backoff (to `max_backoff` seconds), resending the machine records first
     and then the drop counts. It never gives up; `close()` stops it. See
@@ -582,8 +629,8 @@ class Sender:
     def __init__(
         self, addr: str, *, max_queue: int = 10_000, max_backoff: float = 2.0
     ) -> None:
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be at least 1, got {max_queue!r}")
+        self._cap = 0
+        self.max_queue = max_queue  # validated first
         self.addr: tuple[str, int] = parse_addr(addr)
         """The collector's (host, port)."""
         self.dropped: int = 0
@@ -600,29 +647,28 @@ class Sender:
         self.attempts: int = 0
         """Connection attempts, failed ones included (`max_backoff` paces them)."""
         self.sent: int = 0
-        """Messages sent."""
+        """Messages and buffer entries (transitions, log lines, plan
+        descriptions) sent."""
+        self.dropped_logs: int = 0
+        """Log lines dropped: their machine's buffer was full."""
         self._max_backoff = _backoff(max_backoff)
-        self.max_queue: int = max_queue
-        """The queue's bound (messages)."""
-        # a deque: appends are atomic and cheap; the thread sleeps on _wake
-        # only when idle (docs/debugger.md, "Cost")
+        # messages (maps) and the records of disposed machines, (machine id,
+        # buffer items): a deque, appends are atomic and cheap; the thread
+        # sleeps on _wake only when idle (docs/debugger.md, "Cost")
         self._q: collections.deque[Any] = collections.deque()
         self._idle = False
         self._busy = False
-        # maps (not transition tuples) queued: _maps_in - _maps_out; each
-        # counter has one writer thread
-        self._maps_in = 0
-        self._maps_out = 0
         # machines whose transitions were lost in a failed send: their
         # clock deltas are dropped (and counted) until a whole clock passes
         self._skip: set[str] = set()
         # batches taken: a machine's first record after each sends a whole
         # clock (DebugTracer._record)
         self._gen = 0
-        # each bound machine's plans usable by the core's fast path
-        # (DebugTracer._record): cleared with each batch taken and each
-        # connection, so that a machine's next record is a whole clock
-        self._lives: dict[int, dict[Any, int]] = {}
+        # the bound machines (DebugTracer's state of each, under _lock):
+        # their buffers are taken with each batch, and the plans their core
+        # may record itself (`live`) cleared, so that each machine's next
+        # record is a whole clock
+        self._ms: dict[int, _MachState] = {}
         self._wake = threading.Event()
         self._machines: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -632,6 +678,21 @@ class Sender:
             target=self._loop, name=f"am-dbg-sender-{self.addr[1]}", daemon=True
         )
         self._thread.start()
+
+    @property
+    def max_queue(self) -> int:
+        """The bound of the message queue; each machine's buffer holds twice
+        as many entries (transitions, log lines, plan descriptions). Settable
+        (at least 1: ValueError)."""
+        return self._max_queue
+
+    @max_queue.setter
+    def max_queue(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_queue must be at least 1, got {value!r}")
+        self._max_queue = value
+        # a machine's buffer bound, in items: entries of 3 items each
+        self._cap = 6 * value
 
     @property
     def max_backoff(self) -> float:
@@ -648,16 +709,15 @@ class Sender:
             self.dropped += 1
             self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
 
-    def _push(self, item: Any) -> None:
-        # the tracer's hot path: a transition tuple (its machine id first)
-        q = self._q
-        if len(q) >= self.max_queue:
-            self._drop(item[0])
-            return
-        q.append(item)
-        if self._idle:
-            self._idle = False
-            self._wake.set()
+    def _release(self, ms: _MachState) -> None:
+        # a machine is gone: its records wait in the queue, before its "d"
+        with self._lock:
+            self._ms.pop(id(ms), None)
+            buf = ms.buf
+            n = len(buf)
+            if n:
+                self._q.append((ms.mid, buf[:n]))
+                del buf[:n]
 
     def send(self, msg: dict[str, Any]) -> None:
         """Queue `msg` without blocking (machine records are also kept)."""
@@ -671,17 +731,17 @@ class Sender:
         if len(self._q) >= self.max_queue:
             self._drop(str(msg.get("m", msg.get("id", ""))))
             return
-        self._maps_in += 1  # before the append: _take counts it (one writer)
         self._q.append(msg)
         if self._idle:
             self._idle = False
             self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until the queue is empty and sent (True) or `timeout` passed."""
+        """Wait until the queue and every machine's buffer are empty and sent
+        (True) or `timeout` passed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._q and not self._busy:
+            if not self._q and not self._busy and not self._pending():
                 return True
             self._stop.wait(0.005)
         return False
@@ -700,8 +760,8 @@ class Sender:
         # deltas build on: every machine (each may send deltas, see
         # DebugTracer._record) starts with a whole clock
         self._skip.update(m["id"] for m in records)
-        for live in list(self._lives.values()):
-            live.clear()
+        for ms in list(self._ms.values()):
+            ms.live.clear()
         data = [encode_frame({"t": "h", "v": VERSION, "pid": os.getpid()})]
         data += [encode_frame(m) for m in records]
         data += [
@@ -744,16 +804,21 @@ class Sender:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 
-    def _take(self, sock: socket.socket) -> tuple[list[Any], bool]:
-        """Wait for messages (or a stop) and take a batch of them (and
-        whether it holds maps, not only transition tuples). While idle, a
-        closed connection raises (to reconnect before the next message)."""
+    def _pending(self) -> bool:
+        # whether a bound machine has records waiting
+        return any(ms.buf for ms in list(self._ms.values()))
+
+    def _take(self, sock: socket.socket) -> list[Any]:
+        """Wait for messages (or a stop) and take a batch: the queue's maps
+        and the records of disposed machines, then the buffered records of
+        every machine, as (machine id, buffer items). While idle, a closed
+        connection raises (to reconnect before the next message)."""
         q = self._q
-        while not q:
+        while not q and not self._pending():
             if self._stop.is_set():
-                return [], False
+                return []
             self._idle = True
-            if q:
+            if q or self._pending():
                 self._idle = False
                 break
             woken = self._wake.wait(0.5)
@@ -761,31 +826,60 @@ class Sender:
             self._idle = False
             if not woken and _closed(sock):
                 raise ConnectionResetError("the collector closed the connection")
-        if len(q) < _BATCH:
-            # let a batch gather: fewer wake-ups, less GIL contention
-            self._stop.wait(0.005)
+        # let a batch gather: fewer wake-ups, less GIL contention
+        self._stop.wait(0.005)
         self._busy = True
         pop = q.popleft
-        n = min(len(q), 16 * _BATCH)
-        maps = self._maps_in != self._maps_out
-        batch = [pop() for _ in range(n)]
         # each batch starts with a whole clock of each machine, so a batch
         # kept over a reconnect has a base for its deltas (docs/debugger.md,
-        # "When the collector dies")
-        self._gen += 1
-        for live in list(self._lives.values()):
-            live.clear()
-        return batch, maps
+        # "When the collector dies"). Under the lock, no machine is disposed
+        # meanwhile: the queue holds each machine's record before its
+        # buffered transitions, and a disposed one's last ones before its "d"
+        with self._lock:
+            self._gen += 1
+            bufs = []
+            for ms in self._ms.values():
+                ms.live.clear()
+                buf = ms.buf
+                n = len(buf)  # whole records: the core adds 3 items at once
+                if n:
+                    bufs.append((ms.mid, buf[:n]))
+                    del buf[:n]
+            batch = [pop() for _ in range(len(q))]
+        batch += bufs
+        return batch
+
+    def _keep(self, mid: str, items: list[Any]) -> list[Any]:
+        # a machine whose transitions were lost: its records up to its next
+        # whole clock are deltas without a base, dropped (and counted)
+        skip = self._skip
+        out: list[Any] = []
+        for i in range(0, len(items), 3):
+            first, rec = items[i], items[i + 1]
+            # short records (plan id first) and records (None first) with
+            # clock deltas wait for a whole clock; lines (< 0) and plan
+            # descriptions pass
+            if mid in skip and (
+                (first is not None and first >= 0) or (first is None and len(rec) == 15)
+            ):
+                if first is not None or type(rec[11]) is not tuple:
+                    self._drop(mid)
+                    continue
+                skip.discard(mid)
+            out += items[i : i + 3]
+        return out
 
     def _pump(self, sock: socket.socket) -> None:
         while True:
-            batch, maps = self._take(sock)
+            batch = self._take(sock)
             if not batch:
                 self._busy = False
                 return  # stopped
             if _closed(sock):
-                # nothing of this batch was sent: it goes first once reconnected
-                self._q.extendleft(reversed(batch))
+                # nothing of this batch was sent: it goes first once
+                # reconnected (messages and disposed machines' records in
+                # the queue; the others' before what they buffered since)
+                self._requeue(batch)
                 self._busy = False
                 raise ConnectionResetError("the collector closed the connection")
             with self._lock:
@@ -798,58 +892,69 @@ class Sender:
             frames = [
                 encode_frame({"t": "c", "m": k, "n": v}) for k, v in counts.items()
             ]
-            run: list[tuple[Any, ...]] = []
             skip = self._skip
-            if not maps and not skip:  # transitions only (the common case)
-                frames += [
-                    encode_frame({"t": "X", "xs": batch[i : i + _BATCH]})
-                    for i in range(0, len(batch), _BATCH)
-                ]
-                out = batch
-                mixed: list[Any] = []
-            else:
-                out = mixed = []
-                for m in batch:
-                    if type(m) is tuple and skip and m[0] in skip and len(m) != 5:
-                        if len(m) == 4 or type(m[11]) is not tuple:
-                            self._drop(m[0])  # a delta without its base
-                            continue
-                        skip.discard(m[0])
-                    out.append(m)
-            for m in mixed:
-                if type(m) is tuple:
-                    run.append(m)
-                    if len(run) >= _BATCH:
-                        frames.append(encode_frame({"t": "X", "xs": run}))
-                        run = []
-                else:
-                    if run:
-                        frames.append(encode_frame({"t": "X", "xs": run}))
-                        run = []
-                    self._maps_out += 1
+            out: list[Any] = []
+            for m in batch:
+                if type(m) is not tuple:
                     frames.append(encode_frame(m))
-            if run:
-                frames.append(encode_frame({"t": "X", "xs": run}))
+                    out.append(m)
+                    continue
+                mid, items = m
+                if skip and mid in skip:
+                    items = self._keep(mid, items)
+                frames += [
+                    encode_frame({"t": "Y", "m": mid, "r": items[i : i + 3 * _BATCH]})
+                    for i in range(0, len(items), 3 * _BATCH)
+                ]
+                out.append((mid, items))
             try:
                 sock.sendall(b"".join(frames))
             except OSError:
                 # the batch is lost: count its transitions as dropped
                 with self._lock:
                     for m in out:
-                        mid = m[0] if type(m) is tuple else m.get("m")
-                        if type(m) is tuple and len(m) == 5:
-                            continue  # a plan's description
-                        if type(m) is tuple or m.get("t") == "x":
-                            self.dropped += 1
-                            self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
-                        if type(m) is tuple:
+                        if type(m) is not tuple:
+                            if m.get("t") == "x":
+                                mid = str(m.get("m"))
+                                self.dropped += 1
+                                self.dropped_by[mid] = self.dropped_by.get(mid, 0) + 1
+                            continue
+                        mid, items = m
+                        n = _transitions(items)
+                        if n:
+                            self.dropped += n
+                            self.dropped_by[mid] = self.dropped_by.get(mid, 0) + n
                             skip.add(mid)
                 self._busy = False
                 raise
-            self.sent += len(out)
+            self.sent += sum(len(m[1]) // 3 if type(m) is tuple else 1 for m in out)
             self._busy = False
-            if self._stop.is_set() and not self._q:
+            if self._stop.is_set() and not self._q and not self._pending():
                 return
+
+    def _requeue(self, batch: list[Any]) -> None:
+        # an unsent batch, back in front of what came since: the queue's
+        # part to the queue, each machine's records before its buffer
+        with self._lock:
+            back = []
+            for m in batch:
+                if type(m) is tuple:
+                    ms = next((x for x in self._ms.values() if x.mid == m[0]), None)
+                    if ms is not None:
+                        ms.buf[:0] = m[1]
+                        continue
+                back.append(m)
+            self._q.extendleft(reversed(back))
+
+
+def _transitions(items: list[Any]) -> int:
+    # records in buffer items, plan descriptions and log lines left out
+    return sum(
+        1
+        for i in range(0, len(items), 3)
+        if (items[i] is None and len(items[i + 1]) == 15)
+        or (items[i] is not None and items[i] >= 0)
+    )
 
 
 def _key(addr: str) -> str:

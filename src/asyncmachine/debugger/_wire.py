@@ -2,9 +2,10 @@
 
 A connection is a sequence of frames: a 4-byte big-endian length, then a
 msgpack map. The first frame is the hello `{"t": "h", "v": VERSION}`; then
-machine records (`"m"`), transitions (`"x"`, one map each, or `"X"`, a batch
-of flat arrays, see `tx_from_raw`), drop counts (`"c"`) and disposals
-(`"d"`), in any order, a machine's record before its transitions.
+machine records (`"m"`), transitions (`"x"`, one map each; `"X"`, a batch
+of flat arrays, see `tx_from_raw`; `"Y"`, one machine's records in threes,
+see `expand_short`), drop counts (`"c"`) and disposals (`"d"`), in any
+order, a machine's record before its transitions.
 """
 
 from __future__ import annotations
@@ -219,12 +220,20 @@ def expand_short(
     plans: dict[int, tuple[bytes, bytes | None, bytes]] | None,
     machine_tick: int,
 ) -> tuple[Any, ...]:
-    """A short record `[machine id, plan id, start time, queue tick]` (an
-    accepted transition in which no handler ran, without args, recorded by
-    the core's fast path) as the flat array `tx_from_raw` reads, from the
-    machine's plan descriptions `[machine id, plan id, plan blob, change
-    blob, clock deltas]` sent before it (ValueError for an unknown plan).
-    Its id is made here, its end time is its start time."""
+    """A short record `[machine id, plan id, start time, queue tick]` as the
+    flat array `tx_from_raw` reads (ValueError for an undescribed plan).
+
+    A `"Y"` message `{"m": machine id, "r": items}` holds one machine's
+    records in order, three items each: `plan id, start time, queue tick`
+    (an accepted transition in which no handler ran, without args, recorded
+    by the core itself), `nil, record, nil` with a flat array of
+    `tx_from_raw` or a plan's description `[machine id, plan id, plan blob,
+    change blob, clock deltas]`, which comes before the short records that
+    name it (`plans` maps the machine's plan ids to the three blobs), or
+    `code, text, time`, a log line of the next transition (code `-1 - 2 *
+    level`) or logged before it (`-2 - 2 * level`). A short record's id is
+    made here, its end time is its start time, its machine tick the
+    machine's last one."""
     mid, rid, t0, qt = raw
     got = plans.get(int(rid)) if plans is not None else None
     if got is None:
