@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
+import types
 from collections.abc import (
     Awaitable,
     Callable,
@@ -191,6 +192,19 @@ def _noop() -> None:
     return None
 
 
+@types.coroutine
+def _park_trio(abort: Callable[[Any], Any]) -> Generator[Any, Any, None]:
+    """Park the current trio task until it is rescheduled.
+
+    A generator marked as a coroutine, so that `WhenEvent.__await__` can
+    `yield from` it and it can `yield from` trio's coroutine: without the
+    mark the coroutine needs its `__await__()` wrapper, and trio's wake-up
+    value (not None) goes through that wrapper's `send` method, a slow path
+    (benchmarks/README.md, "when1 wake-up").
+    """
+    yield from trio_lowlevel().wait_task_rescheduled(abort)
+
+
 class WhenEvent:
     """An event: set once, awaited by any number of tasks.
 
@@ -309,7 +323,7 @@ class WhenEvent:
             self._waiter_left()
             return trio_ll.Abort.SUCCEEDED
 
-        yield from trio_ll.wait_task_rescheduled(abort).__await__()
+        yield from _park_trio(abort)
 
     async def _wait_remote(self, sub: _Sub | None) -> None:
         """Wait from outside the loop that sets the event."""
