@@ -1221,5 +1221,47 @@ def test_one_state_waits_are_logged() -> None:
     assert "[whenNot:match] B" in text
 
 
+def test_one_state_waits_after_a_failed_final_handler() -> None:
+    """A final handler that fails undoes its state's activation: a when1
+    of an entered state it undid stays pending (and is set by the next
+    real activation), a when1 of an entered state it did not undo is set;
+    a when_not1 of an active multi state that was re-entered and undone is
+    set, since the state is no longer active."""
+
+    class Handlers:
+        fail = True
+
+        def CState(self, e: am.Event) -> None:
+            if self.fail:
+                raise ValueError("CState panic")
+
+    h = Handlers()
+    m = am.Machine(
+        {"B": am.State(), "C": am.State(), "M": am.State(multi=True)},
+        log_level=am.LogLevel.NOTHING,
+    )
+    m.bind_handlers(h)
+    m.add1("M")
+    when_b, when_c = m.when1("B"), m.when1("C")
+    not_m = m.when_not1("M")
+    m.add(["B", "C"])  # B entered before C, whose handler fails
+    assert m.is1("B") and not m.is1("C") and m.is1(am.EXCEPTION)
+    assert when_b.is_set() and not when_c.is_set() and not not_m.is_set()
+    m.remove1(am.EXCEPTION)
+    h.fail = False
+    m.add1("C")
+    assert when_c.is_set() and not not_m.is_set()
+
+    class MHandlers:
+        def MState(self, e: am.Event) -> None:
+            raise ValueError("MState panic")
+
+    m.bind_handlers(MHandlers())
+    m.remove1(am.EXCEPTION)
+    m.add1("M")  # re-entered, then undone by its failing handler
+    assert not m.is1("M") and not_m.is_set()
+    assert_no_subs(m)
+
+
 # every async test gets a deadline
 bound_async_tests(globals(), TIMEOUT)

@@ -1977,7 +1977,7 @@ class CoreMachine:
         if self._watch:
             plan = Plan()
             plan.changes = out
-            plan.enters = ()
+            plan.enters = tuple(s for s, t in out if t & 1)
             self._subs_after_tx({}, plan, 0)
         return out
 

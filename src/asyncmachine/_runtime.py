@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
+import types
 from collections.abc import (
     Awaitable,
     Callable,
@@ -191,6 +192,19 @@ def _noop() -> None:
     return None
 
 
+@types.coroutine
+def _park_trio(abort: Callable[[Any], Any]) -> Generator[Any, Any, None]:
+    """Park the current trio task until it is rescheduled.
+
+    A generator marked as a coroutine, so that `WhenEvent.__await__` can
+    `yield from` it and it can `yield from` trio's coroutine: without the
+    mark the coroutine needs its `__await__()` wrapper, and trio's wake-up
+    value (not None) goes through that wrapper's `send` method, a slow path
+    (benchmarks/README.md, "when1 wake-up").
+    """
+    yield from trio_lowlevel().wait_task_rescheduled(abort)
+
+
 class WhenEvent:
     """An event: set once, awaited by any number of tasks.
 
@@ -309,7 +323,7 @@ class WhenEvent:
             self._waiter_left()
             return trio_ll.Abort.SUCCEEDED
 
-        yield from trio_ll.wait_task_rescheduled(abort).__await__()
+        yield from _park_trio(abort)
 
     async def _wait_remote(self, sub: _Sub | None) -> None:
         """Wait from outside the loop that sets the event."""
@@ -426,7 +440,17 @@ class _Subs:
     """A machine's pending subscriptions, indexed for the checks after a
     transition (made on the first subscription: an idle machine has none)."""
 
-    __slots__ = ("args", "by_state", "keys", "query", "queue", "queue_end", "w0", "w1")
+    __slots__ = (
+        "args",
+        "by_state",
+        "general",
+        "keys",
+        "query",
+        "queue",
+        "queue_end",
+        "w0",
+        "w1",
+    )
 
     def __init__(self) -> None:
         self.by_state: dict[str, list[_Sub]] = {}
@@ -435,6 +459,9 @@ class _Subs:
         self.keys: dict[Any, _Sub] = {}
         self.args: dict[str, list[_Sub]] = {}
         self.query: list[_Sub] = []
+        # any in by_state, args or query: the check after a transition has
+        # more to do than the one-state waits (kept by _attach, _rewatch)
+        self.general = False
         self.queue: list[_Sub] = []
         self.queue_end: list[_Sub] = []
 
@@ -1209,6 +1236,7 @@ class Machine(CoreMachine):
                 # from another thread): index this one with the general ones
                 sub.kind = _WHEN if kind == _WHEN1 else _WHEN_NOT
                 sb.by_state.setdefault(state, []).append(sub)
+                sb.general = True
             self._watch = True
             return
         key = sub.key
@@ -1221,13 +1249,13 @@ class Machine(CoreMachine):
         if kind <= _WHEN_TIME:
             for s in sub.states:
                 sb.by_state.setdefault(s, []).append(sub)
-            self._watch = True
+            sb.general = self._watch = True
         elif kind == _WHEN_ARGS:
             sb.args.setdefault(sub.states[0], []).append(sub)
-            self._watch = True
+            sb.general = self._watch = True
         elif kind == _WHEN_QUERY:
             sb.query.append(sub)
-            self._watch = True
+            sb.general = self._watch = True
         elif kind == _QUEUE:
             sb.queue.append(sub)
             self._watch_queue = True
@@ -1340,7 +1368,8 @@ class Machine(CoreMachine):
         if sb is None:
             self._watch = self._watch_queue = False
             return
-        self._watch = bool(sb.w1 or sb.w0 or sb.by_state or sb.args or sb.query)
+        sb.general = bool(sb.by_state or sb.args or sb.query)
+        self._watch = bool(sb.w1 or sb.w0 or sb.general)
         self._watch_queue = bool(sb.queue or sb.queue_end)
 
     def _fire(self, sub: _Sub, log: bool = True) -> None:
@@ -1362,26 +1391,34 @@ class Machine(CoreMachine):
         sb = self._sb
         if sb is None:
             return
+        # one-state waits, set at once: nothing to check but the tick. A
+        # pending one waits for its state to change, so only a changed state
+        # can set it: when1 an entered one, still active unless a failed
+        # final handler undid it (_panic)
+        ticks = self._ticks
+        w0 = sb.w0
+        if w0:
+            for name, _ in plan.changes:
+                if name in w0 and not ticks[name] & 1:
+                    sub = w0.pop(name)
+                    if self._log_level >= _OPS:
+                        self._log(_OPS, f"[whenNot:match] {name}")
+                    sub.event.set()
+        w1 = sb.w1
+        if w1:
+            for name in plan.enters:
+                if name in w1 and ticks[name] & 1:
+                    sub = w1.pop(name)
+                    if self._log_level >= _OPS:
+                        self._log(_OPS, f"[when:match] {name}")
+                    sub.event.set()
+        if not sb.general:
+            if not w1 and not w0:
+                self._watch = False
+            return
         subs = sb.by_state
         args_subs = sb.args
         query = sb.query
-        w1 = sb.w1
-        w0 = sb.w0
-        if w1 or w0:
-            # one-state waits: fired at once, nothing to check but the tick
-            ticks = self._ticks
-            for name, _ in plan.changes:
-                sub = (w1 if ticks[name] & 1 else w0).pop(name, None)
-                if sub is not None:
-                    if self._log_level >= _OPS:
-                        kind = _KIND_LOG[sub.kind]
-                        self._log(_OPS, f"[{kind}:match] {name}")
-                    sub.event.set()
-            if not w1 and not w0 and not subs and not args_subs and not query:
-                self._watch = False
-                return
-        if not subs and not args_subs and not query:
-            return
         fired: list[_Sub] = []
         if subs:
             for name, _ in plan.changes:
