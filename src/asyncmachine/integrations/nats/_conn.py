@@ -192,7 +192,7 @@ class NatsConn:
 
     ```py
     async with NatsConn("nats://127.0.0.1:4222") as conn:
-        ...
+        await conn.publish("greetings", b"hello")
     ```
 
     `threaded=None` (the default) picks direct mode under asyncio and

@@ -88,7 +88,7 @@ class KvSnapshots:
 
     ```py
     async with snapshots(mach, conn, "machines"):
-        ...
+        mach.add1("Ready")  # each change of the clocks is written
     ```
 
     Writes a snapshot on entry, after each change of the machine's clocks
