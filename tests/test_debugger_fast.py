@@ -254,16 +254,22 @@ async def test_a_full_buffer_drops_and_counts_then_recovers() -> None:
         sender.close()
 
 
+def _unsent(mid: str, toggles: int) -> tuple[Sender, am.Machine, DebugTracer]:
+    # a toggle machine bound to a Sender that cannot connect: its records
+    # stay in its buffer
+    sender = Sender(f"127.0.0.1:{_closed_port()}", max_backoff=0.05)
+    m = am.Machine({"A": S(remove=["B"]), "B": S(remove=["A"])}, id=mid)
+    tracer = DebugTracer(sender.send)
+    m.bind_tracer(tracer)
+    for _ in range(toggles):
+        m.add1("A")
+        m.add1("B")
+    return sender, m, tracer
+
+
 def test_an_unsent_batch_goes_back_before_later_records() -> None:
-    port = _closed_port()
-    sender = Sender(f"127.0.0.1:{port}", max_backoff=0.05)
+    sender, m, tracer = _unsent("rq", 5)
     try:
-        m = am.Machine({"A": S(remove=["B"]), "B": S(remove=["A"])}, id="rq")
-        tracer = DebugTracer(sender.send)
-        m.bind_tracer(tracer)
-        for _ in range(5):
-            m.add1("A")
-            m.add1("B")
         ms = tracer._m["rq"]
         first = list(ms.buf)
         with socket.socket() as dummy:  # not connected: _take never reads it
@@ -282,15 +288,8 @@ def test_an_unsent_batch_goes_back_before_later_records() -> None:
 
 
 def test_disposal_sends_the_buffered_records_first() -> None:
-    port = _closed_port()
-    sender = Sender(f"127.0.0.1:{port}", max_backoff=0.05)
+    sender, m, tracer = _unsent("gone", 3)
     try:
-        m = am.Machine({"A": S(remove=["B"]), "B": S(remove=["A"])}, id="gone")
-        tracer = DebugTracer(sender.send)
-        m.bind_tracer(tracer)
-        for _ in range(3):
-            m.add1("A")
-            m.add1("B")
         buffered = list(tracer._m["gone"].buf)
         clock = list(m.time())
         m.dispose()

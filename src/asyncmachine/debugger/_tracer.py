@@ -26,6 +26,7 @@ from .._types import MutationType, StepType
 from ._model import MachineRecord
 from ._wire import (
     VERSION,
+    TxIds,
     encode_frame,
     machine_to_wire,
     packb,
@@ -100,7 +101,6 @@ class _MachState:
         "full",
         "gen",
         "handlers",
-        "idi",
         "ids",
         "live",
         "logs",
@@ -125,8 +125,7 @@ class _MachState:
         self.pre_logs: list[tuple[int, str, float]] = []
         # transition ids, from a batch of random bytes (per machine: one
         # thread)
-        self.ids = ""
-        self.idi = 0
+        self.ids = TxIds()
         # clock deltas (docs/debugger.md, "Cost"), bound to a Sender: the
         # plan's deltas without a Transition; with one, the ticks of the
         # plan's states for machines of more than _DELTA_MIN states (`big`);
@@ -333,13 +332,7 @@ class DebugTracer(Tracer):
         ms.cur = None
         tid = transition._id
         if not tid:
-            # ids from a batch of random bytes (Transition.id, cheaper)
-            i = ms.idi
-            if i >= len(ms.ids):
-                ms.ids = os.urandom(2048).hex()
-                i = 0
-            tid = transition._id = ms.ids[i : i + 16]
-            ms.idi = i + 16
+            tid = transition._id = ms.ids.take()
         hs = ms.handlers
         if hs is not None:
             ms.handlers = None
@@ -413,13 +406,7 @@ class DebugTracer(Tracer):
             if last[1] is t0 and last[0] == ms.mid:
                 tid = last[2]
             else:
-                # ids from a batch of random bytes (Transition.id, cheaper)
-                i = ms.idi
-                if i >= len(ms.ids):
-                    ms.ids = os.urandom(2048).hex()
-                    i = 0
-                tid = ms.ids[i : i + 16]
-                ms.idi = i + 16
+                tid = ms.ids.take()
                 _LAST_ID[0] = (ms.mid, t0, tid)
         mt2 = _TICKS.get(mach, 0) if _TICKS_DATA else 0
         snd = self._snd
@@ -466,16 +453,8 @@ class DebugTracer(Tracer):
             lg,
             pl,
         )
-        if snd is None:
-            self._push(rec)
+        if not self._put(ms, rec) or snd is None:
             return
-        buf = ms.buf
-        if len(buf) >= snd._cap:
-            snd._drop(ms.mid)
-            ms.full = True  # the collector missed a delta
-            ms.live.clear()
-            return
-        buf += (None, rec, None)
         if fin is got and not check and len(mach._recs) == 1:
             # the collector knows this machine's clock: let the core record
             # the next transitions of this plan itself, once described
@@ -488,13 +467,11 @@ class DebugTracer(Tracer):
                         ms.rids.clear()
                     rid = ms.rids[plan0] = ms.rid
                     ms.rid += 1
-                buf += (None, (ms.mid, rid, got[0], got[1], got[2]), None)
+                ms.buf += (None, (ms.mid, rid, got[0], got[1], got[2]), None)
                 live[plan0] = rid
             if mach._rec_fast is None:
+                buf = ms.buf
                 mach._rec_fast = (live.get, buf.extend, buf, snd._cap)
-        if snd._idle:
-            snd._idle = False
-            snd._wake.set()
 
     def _remote(
         self, mirror: Machine, changes: tuple[tuple[str, int], ...], qt: int
@@ -512,7 +489,7 @@ class DebugTracer(Tracer):
             ms,
             (
                 ms.mid,
-                os.urandom(8).hex(),
+                ms.ids.take(),
                 packb((list(mirror.active_states), "set", [])),
                 packb(steps if self.steps else []),
                 0,  # not a queued-mutation record (see transition_end)
@@ -529,22 +506,23 @@ class DebugTracer(Tracer):
             ),
         )
 
-    def _put(self, ms: _MachState, rec: tuple[Any, ...]) -> None:
-        # a record outside the hot path: to the machine's buffer (bound to a
-        # Sender, with a whole clock) or to `emit`
+    def _put(self, ms: _MachState, rec: tuple[Any, ...]) -> bool:
+        # a record from the tracer: to the machine's buffer (bound to a
+        # Sender; False if full: dropped) or to `emit`
         snd = self._snd
         if snd is None:
             self._push(rec)
-            return
+            return True
         if len(ms.buf) >= snd._cap:
             snd._drop(ms.mid)
-            ms.full = True
+            ms.full = True  # the collector missed a delta
             ms.live.clear()
-            return
+            return False
         ms.buf += (None, rec, None)
         if snd._idle:
             snd._idle = False
             snd._wake.set()
+        return True
 
     def _emit_raw(self, raw: tuple[Any, ...]) -> None:
         # not bound to a Sender: hand `emit` a plain "x" message
@@ -856,12 +834,9 @@ class Sender:
         out: list[Any] = []
         for i in range(0, len(items), 3):
             first, rec = items[i], items[i + 1]
-            # short records (plan id first) and records (None first) with
-            # clock deltas wait for a whole clock; lines (< 0) and plan
-            # descriptions pass
-            if mid in skip and (
-                (first is not None and first >= 0) or (first is None and len(rec) == 15)
-            ):
+            # short records and records with clock deltas wait for a whole
+            # clock; lines and plan descriptions pass
+            if mid in skip and _is_record(first, rec):
                 if first is not None or type(rec[11]) is not tuple:
                     self._drop(mid)
                     continue
@@ -947,14 +922,18 @@ class Sender:
             self._q.extendleft(reversed(back))
 
 
+def _is_record(first: Any, second: Any) -> bool:
+    # whether a buffer entry is a transition: a short record (a plan id
+    # first) or a flat record (None first), not a log line (a negative code
+    # first) or a plan's description (None, then 5 fields)
+    if first is None:
+        return len(second) == 15
+    return bool(first >= 0)
+
+
 def _transitions(items: list[Any]) -> int:
-    # records in buffer items, plan descriptions and log lines left out
-    return sum(
-        1
-        for i in range(0, len(items), 3)
-        if (items[i] is None and len(items[i + 1]) == 15)
-        or (items[i] is not None and items[i] >= 0)
-    )
+    # transitions in buffer items
+    return sum(1 for i in range(0, len(items), 3) if _is_record(items[i], items[i + 1]))
 
 
 def _key(addr: str) -> str:

@@ -21,6 +21,7 @@ from ._model import LogEntry, MachineRecord, Step, StepType, TransitionRecord
 __all__ = [
     "MAX_FRAME",
     "VERSION",
+    "TxIds",
     "apply_deltas",
     "encode_frame",
     "expand_short",
@@ -241,7 +242,7 @@ def expand_short(
     plan, changes, deltas = got
     return (
         mid,
-        _new_id(),
+        _IDS.take(),
         plan,
         changes,
         0,
@@ -258,16 +259,27 @@ def expand_short(
     )
 
 
-_IDS = [""]
+class TxIds:
+    """Transition ids, 16 hex characters each, cut from a batch of random
+    bytes (cheaper than one `os.urandom` call per id). One per thread."""
+
+    __slots__ = ("_buf", "_i")
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._i = 0
+
+    def take(self) -> str:
+        """The next id."""
+        i = self._i
+        if i >= len(self._buf):
+            self._buf = os.urandom(2048).hex()
+            i = 0
+        self._i = i + 16
+        return self._buf[i : i + 16]
 
 
-def _new_id() -> str:
-    # 16 hex characters, from a batch of random bytes
-    ids = _IDS[0]
-    if not ids:
-        ids = os.urandom(2048).hex()
-    _IDS[0] = ids[16:]
-    return ids[:16]
+_IDS = TxIds()  # the collector's, for short records (one loop)
 
 
 _DELTAS: dict[bytes, list[tuple[int, int]]] = {}
