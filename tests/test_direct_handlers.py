@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 import asyncmachine as am
+from asyncmachine.testing import MutationStep
+from asyncmachine.testing.strategies import schema_and_mutations
 
 SCHEMA: am.Schema = {
     "A": am.State(remove=["B"]),
@@ -224,3 +227,79 @@ async def test_events_kept_by_a_running_machine_and_read_in_another_task() -> No
         else:
             assert t.clock_before == snap["clock"]
     assert k.kept[-1][0].transition.clock_after == clock
+
+
+# ---------------------------------------------------------------------------
+# the direct executor against the general one, on random schemas
+
+
+class Recorder:
+    """Enter/Exit/State/End handlers for every state, plus AnyEnter and
+    AnyState: records what each call saw, refuses some negotiations and
+    reads the transition on some calls only (the lazy path must look the
+    same whether or not anybody asks)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.calls = 0
+        for name in names:
+            for suffix in ("Enter", "Exit"):
+                setattr(self, name + suffix, self._negotiation)
+            for suffix in ("State", "End"):
+                setattr(self, name + suffix, self._final)
+
+    def _seen(self, e: am.Event) -> tuple[Any, ...]:
+        self.calls += 1
+        seen: tuple[Any, ...] = (e.name, dict(e.args), e.machine.clock())
+        if self.calls % 3 == 0:
+            t = e.transition
+            seen += (
+                t.called_states,
+                t.clock_before,
+                t.clock_after,
+                t.target_states,
+                t.is_accepted,
+                t.mutation.type,
+                t.mutation.queue_tick,
+            )
+        return seen
+
+    def _negotiation(self, e: am.Event) -> bool:
+        self.log.append(self._seen(e))
+        return self.calls % 7 != 0
+
+    def _final(self, e: am.Event) -> None:
+        ctx = e.ctx
+        self.log.append((*self._seen(e), ctx.tick if ctx is not None else None))
+
+    def AnyEnter(self, e: am.Event) -> bool:
+        return self._negotiation(e)
+
+    def AnyState(self, e: am.Event) -> None:
+        self._final(e)
+
+
+@settings(max_examples=150, deadline=None)
+@given(schema_and_mutations())
+def test_direct_and_general_executors_agree(
+    case: tuple[dict[str, am.State], list[MutationStep]],
+) -> None:
+    schema, muts = case
+    machines = []
+    for timeout in (None, 3600.0):  # a handler_timeout takes the general path
+        rec = Recorder(list(schema))
+        mach = am.Machine(schema, handlers=rec, handler_timeout=timeout)
+        machines.append((mach, rec))
+    (direct, d_rec), (general, g_rec) = machines
+    for kind, states, args in muts:
+        got = []
+        for mach, _ in machines:
+            if kind in ("add", "remove"):
+                check = getattr(mach, "can_" + kind)(states, args)
+            else:
+                check = None
+            got.append((check, getattr(mach, kind)(states, args), mach.clock()))
+        assert got[0] == got[1], (kind, states)
+        assert d_rec.log == g_rec.log
+    assert d_rec.calls == g_rec.calls
+    assert direct.machine_tick == general.machine_tick

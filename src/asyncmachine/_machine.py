@@ -711,22 +711,22 @@ class CoreMachine:
         return self._ticks[EXCEPTION] & 1 == 1
 
     def _mutate(
-        self, mtype: MutationType, called: tuple[str, ...], args: Any
+        self,
+        mtype: MutationType,
+        called: tuple[str, ...],
+        args: Any,
+        here: bool = False,
     ) -> Result:
+        """Run a mutation now or queue it; `here`: the caller knows it runs
+        in the machine's own thread."""
         if self._disposing:
             return _CANCELED
         if args is None:
             args = {}
         elif not isinstance(args, dict):
             raise TypeError(f"args must be a dict or None, got {type(args).__name__}")
-        if self._loop_thread and _get_ident() != self._loop_thread:
+        if self._loop_thread and not here and _get_ident() != self._loop_thread:
             return self._foreign_mutate(mtype, called, args)
-        return self._mutate_here(mtype, called, args)
-
-    def _mutate_here(
-        self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
-    ) -> Result:
-        """`_mutate` in the machine's own thread: run now or queue."""
         if self._breakpoints and mtype is not _SET:
             self._check_breakpoints(mtype, called)
         if self._processing:
@@ -1090,7 +1090,6 @@ class CoreMachine:
         plan = self._plans.get((mtype, called, self._mkey, auto, is_check))
         if plan is None:
             plan = self._plan(mtype, called, auto, is_check)
-        tracers = self._tx_tracers
         hp_cache = self._hp_cache
         if hp_cache is None or not plan.accepted:
             hp = None
@@ -1098,16 +1097,13 @@ class CoreMachine:
             hp = hp_cache.get(plan, _MISSING)
             if hp is _MISSING:
                 hp = self._handler_plan(plan)
+            # `direct` implies no transition tracer (CoreMachine._direct)
+            if hp is not None and hp.direct and not auto:
+                return self._transition_direct(plan, hp, args, mut, is_check)
+        tracers = self._tx_tracers
         tx: Transition | None = None
         t0 = 0.0  # a recorder's start time (no Transition built)
-        lazy = hp is not None and hp.direct and not auto and not tracers
-        if lazy:
-            # no tracer: the Transition is built only if someone asks
-            # (docs/design/architecture.md, "Direct handler calls")
-            self._lazy = (plan, args, mut)
-            self._lazy_applied = False
-            self._tx = None
-        elif hp is not None or tracers:
+        if hp is not None or tracers:
             if hp is None and not self._tx_need:
                 # recorders only: _record at the end, with the first plan
                 plan0 = plan
@@ -1148,15 +1144,7 @@ class CoreMachine:
                 t.transition_start(tx)
 
         # negotiation
-        if lazy:
-            assert hp is not None
-            if hp.direct_neg:
-                try:
-                    if not self._negotiate_direct(hp.direct_neg):
-                        return _CANCELED
-                except _Panic as p:
-                    return self._panic(self._unlazy(), plan, p)
-        elif hp is not None and hp.neg:
+        if hp is not None and hp.neg:
             assert tx is not None
             try:
                 res = self._negotiate(tx, auto, plan, hp)
@@ -1178,8 +1166,6 @@ class CoreMachine:
         if is_check:
             if tx is not None:
                 self._end_tx(tx)
-            elif lazy:
-                self._end_lazy(True)
             elif t0:
                 self._record(plan0, plan, args, mut, True, t0)
             return _EXECUTED
@@ -1193,24 +1179,12 @@ class CoreMachine:
                 ticks[name] += delta
                 on[name] = flag
             self._mkey = plan.after_key
-            if lazy:
-                self._lazy_applied = True
             if level >= _CHANGES:
                 self._log_state_line(auto, args, plan)
             if self._ctxs:
                 self._expire_ctxs(changes)
         # final handlers
-        if lazy:
-            assert hp is not None
-            if hp.direct_final:
-                try:
-                    self._finals_direct(hp.direct_final)
-                except _Panic as p:
-                    return self._panic(self._unlazy(), plan, p)
-                if self._disposing:
-                    self._end_lazy(False)
-                    return _CANCELED
-        elif hp is not None:
+        if hp is not None:
             hp2 = self._handler_plan(plan) if auto else hp
             if hp2 is not None and hp2.final:
                 assert tx is not None
@@ -1225,28 +1199,11 @@ class CoreMachine:
 
         if self._watch:
             self._subs_after_tx(args, plan)
-
-        # auto states
-        if (
-            changes
-            and self._has_auto
-            and not auto
-            and not self._disposing
-            and not (mtype is _ADD and len(called) == 1 and called[0] in _HEALTH_STATES)
-        ):
-            cands = self._auto_candidates()
-            if cands:
-                if level >= _OPS:
-                    self._log(_OPS, "[auto] " + " ".join(cands))
-                self._prepend(Mutation(_ADD, cands, {}, auto=True))
+        if changes and self._has_auto and not auto:
+            self._queue_auto(mtype, called)
 
         if tx is not None:
             self._end_tx(tx)
-        elif lazy:
-            if self._tx is None:
-                self._lazy = None
-            else:
-                self._end_lazy(True)
         elif t0:  # self._record, inlined
             self._rec_t0 = 0.0
             fast = self._rec_fast
@@ -1271,6 +1228,116 @@ class CoreMachine:
                 if ticks[s] & 1:
                     return _CANCELED
         return _EXECUTED
+
+    def _transition_direct(
+        self,
+        plan: Plan,
+        hp: _HandlerPlan,
+        args: dict[str, Any],
+        mut: Mutation | None,
+        is_check: bool,
+    ) -> Result:
+        """`_transition` for an accepted, non-Auto plan whose handlers are
+        called directly (docs/design/architecture.md, "Direct handler
+        calls"): no tracer, no log line above CHANGES, no timeout, no async
+        handler. The `Transition` is built only if someone asks for it, and
+        one Event serves every handler that did not keep it."""
+        self._lazy = (plan, args, mut)
+        self._lazy_applied = False
+        self._tx = None
+        calls = hp.direct_neg
+        if calls:
+            ev = self._spare or self._new_spare()
+            ev._tx = None  # it may hold the previous transition
+            ev._state = ""
+            ev._ctx = None
+            for fn, name, kind, x, binding in calls:
+                ev.name = name
+                try:
+                    ret = fn(ev)
+                except Exception as exc:
+                    ev._tx = self._lazy_tx()  # the handler may have kept it
+                    self._spare = None
+                    panic = _Panic(exc, kind, x, binding, name)
+                    return self._panic(self._unlazy(), plan, panic)
+                if _refs(ev) > 3:  # the handler kept its Event (3: ev, _spare, arg)
+                    ev._tx = self._lazy_tx()
+                    ev = self._new_spare()
+                if self._disposing:
+                    self._end_lazy(False)
+                    return _CANCELED
+                if ret is False:
+                    if self._log_level >= _OPS or self._tx is not None:
+                        self._cancel_neg(self._lazy_tx(), name, kind == _SELF)
+                    self._lazy = None
+                    return _CANCELED
+        if is_check:
+            self._end_lazy(True)
+            return _EXECUTED
+
+        # apply
+        changes = plan.changes
+        ticks = self._ticks
+        if changes:
+            on = self._on
+            for name, delta, flag in plan.apply:
+                ticks[name] += delta
+                on[name] = flag
+            self._mkey = plan.after_key
+            self._lazy_applied = True
+            if self._log_level >= _CHANGES:
+                self._log_state_line(False, args, plan)
+            if self._ctxs:
+                self._expire_ctxs(changes)
+        calls = hp.direct_final
+        if calls:
+            ev = self._spare or self._new_spare()
+            ev._tx = None
+            for fn, name, kind, x, binding in calls:
+                ev.name = name
+                ev._state = x
+                ev._tick = ticks[x] if x else 0
+                ev._ctx = None
+                try:
+                    fn(ev)
+                except Exception as exc:
+                    ev._tx = self._lazy_tx()  # the handler may have kept it
+                    self._spare = None
+                    panic = _Panic(exc, kind, x, binding, name)
+                    return self._panic(self._unlazy(), plan, panic)
+                if _refs(ev) > 3:  # the handler kept its Event
+                    ev._tx = self._lazy_tx()
+                    ev = self._new_spare()
+                if self._disposing:
+                    self._end_lazy(False)
+                    return _CANCELED
+
+        if self._watch:
+            self._subs_after_tx(args, plan)
+        if changes and self._has_auto:
+            self._queue_auto(plan.mtype, plan.called)
+        if self._tx is None:
+            self._lazy = None
+        else:
+            self._end_lazy(True)
+        if plan.mtype is _REMOVE:
+            for s in plan.called:
+                if ticks[s] & 1:
+                    return _CANCELED
+        return _EXECUTED
+
+    def _queue_auto(self, mtype: MutationType, called: tuple[str, ...]) -> None:
+        """After a non-Auto transition changed states: queue the Auto states
+        that can activate, first in the queue (docs/design/semantics.md §6.3)."""
+        if self._disposing or (
+            mtype is _ADD and len(called) == 1 and called[0] in _HEALTH_STATES
+        ):
+            return
+        cands = self._auto_candidates()
+        if cands:
+            if self._log_level >= _OPS:
+                self._log(_OPS, "[auto] " + " ".join(cands))
+            self._prepend(Mutation(_ADD, cands, {}, auto=True))
 
     def _end_tx(self, tx: Transition) -> None:
         tx.is_completed = True
@@ -1402,62 +1469,14 @@ class CoreMachine:
         return None
 
     # Direct handler calls (docs/design/architecture.md): no tracer, log
-    # line or timeout to look after, so the handlers are called in a plain
-    # loop; the Transition is built only if someone asks for it, and one
-    # Event serves every handler that did not keep it.
+    # line or timeout to look after, so `_transition` calls the handlers in
+    # a plain loop; the Transition is built only if someone asks for it, and
+    # one Event serves every handler that did not keep it.
 
     def _new_spare(self) -> Event:
         me: Any = self
         ev = self._spare = Event("", me, None)
         return ev
-
-    def _negotiate_direct(self, calls: tuple[DirectCall, ...]) -> bool:
-        """Run negotiation handlers; False when canceled (or disposing)."""
-        ev = self._spare or self._new_spare()
-        ev._tx = None  # it may hold the previous transition
-        ev._state = ""
-        ev._ctx = None
-        for fn, name, kind, x, binding in calls:
-            ev.name = name
-            try:
-                ret = fn(ev)
-            except Exception as exc:
-                ev._tx = self._lazy_tx()  # the handler may have kept it
-                self._spare = None
-                raise _Panic(exc, kind, x, binding, name) from exc
-            if _refs(ev) > 3:  # the handler kept its Event (3: ev, _spare, arg)
-                ev._tx = self._lazy_tx()
-                ev = self._new_spare()
-            if self._disposing:
-                self._end_lazy(False)
-                return False
-            if ret is False:
-                if self._log_level >= _OPS or self._tx is not None:
-                    self._cancel_neg(self._lazy_tx(), name, kind == _SELF)
-                self._lazy = None
-                return False
-        return True
-
-    def _finals_direct(self, calls: tuple[DirectCall, ...]) -> None:
-        ev = self._spare or self._new_spare()
-        ev._tx = None
-        ticks = self._ticks
-        for fn, name, kind, x, binding in calls:
-            ev.name = name
-            ev._state = x
-            ev._tick = ticks[x] if x else 0
-            ev._ctx = None
-            try:
-                fn(ev)
-            except Exception as exc:
-                ev._tx = self._lazy_tx()  # the handler may have kept it
-                self._spare = None
-                raise _Panic(exc, kind, x, binding, name) from exc
-            if _refs(ev) > 3:  # the handler kept its Event (3: ev, _spare, arg)
-                ev._tx = self._lazy_tx()
-                ev = self._new_spare()
-            if self._disposing:
-                return
 
     def _unlazy(self) -> Transition:
         """The direct transition's Transition, no longer lazy (a panic)."""

@@ -48,8 +48,6 @@ class Plan:
         "changes",
         "enters",
         "exits",
-        "handlers",
-        "handlers_gen",
         "is_auto",
         "logs",
         "mtype",
@@ -74,8 +72,6 @@ class Plan:
     to_set: tuple[str, ...]
 
     def __init__(self) -> None:
-        self.handlers_gen: int = -1
-        self.handlers: Any = None
         self.auto_candidates: Any = None
         # relation steps, built on the first request (relation_steps)
         self.steps: tuple[RawStep, ...] | None = None

@@ -816,7 +816,7 @@ class Machine(CoreMachine):
         self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
     ) -> Result:
         if not self._is_foreign():  # a guest run's own task
-            return self._mutate_here(mtype, called, args)
+            return self._mutate(mtype, called, args, True)
         if self._submit(self._apply_mutation, (mtype, called, args)):
             return _QUEUED
         return _CANCELED
@@ -825,7 +825,7 @@ class Machine(CoreMachine):
         self, mtype: MutationType, called: tuple[str, ...], args: dict[str, Any]
     ) -> None:
         if not self._disposing:
-            self._mutate_here(mtype, called, args)
+            self._mutate(mtype, called, args, True)
 
     def toggle(
         self, states: Iterable[str], args: dict[str, Any] | None = None
