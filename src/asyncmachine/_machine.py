@@ -1245,6 +1245,7 @@ class CoreMachine:
         self._lazy = (plan, args, mut)
         self._lazy_applied = False
         self._tx = None
+        # negotiation
         calls = hp.direct_neg
         if calls:
             ev = self._spare or self._new_spare()
@@ -1289,6 +1290,7 @@ class CoreMachine:
                 self._log_state_line(False, args, plan)
             if self._ctxs:
                 self._expire_ctxs(changes)
+        # final handlers
         calls = hp.direct_final
         if calls:
             ev = self._spare or self._new_spare()
