@@ -1257,13 +1257,10 @@ class CoreMachine:
                 try:
                     ret = fn(ev)
                 except Exception as exc:
-                    ev._tx = self._lazy_tx()  # the handler may have kept it
-                    self._spare = None
                     panic = _Panic(exc, kind, x, binding, name)
-                    return self._panic(self._unlazy(), plan, panic)
+                    return self._direct_panic(ev, plan, panic)
                 if _refs(ev) > 3:  # the handler kept its Event (3: ev, _spare, arg)
-                    ev._tx = self._lazy_tx()
-                    ev = self._new_spare()
+                    ev = self._keep_event(ev)
                 if self._disposing:
                     self._end_lazy(False)
                     return _CANCELED
@@ -1303,13 +1300,10 @@ class CoreMachine:
                 try:
                     fn(ev)
                 except Exception as exc:
-                    ev._tx = self._lazy_tx()  # the handler may have kept it
-                    self._spare = None
                     panic = _Panic(exc, kind, x, binding, name)
-                    return self._panic(self._unlazy(), plan, panic)
+                    return self._direct_panic(ev, plan, panic)
                 if _refs(ev) > 3:  # the handler kept its Event
-                    ev._tx = self._lazy_tx()
-                    ev = self._new_spare()
+                    ev = self._keep_event(ev)
                 if self._disposing:
                     self._end_lazy(False)
                     return _CANCELED
@@ -1470,15 +1464,24 @@ class CoreMachine:
         self._end_tx(tx)
         return None
 
-    # Direct handler calls (docs/design/architecture.md): no tracer, log
-    # line or timeout to look after, so `_transition` calls the handlers in
-    # a plain loop; the Transition is built only if someone asks for it, and
-    # one Event serves every handler that did not keep it.
+    # Direct handler calls (docs/design/architecture.md): the rare turns of
+    # `_transition_direct`'s two handler loops.
 
     def _new_spare(self) -> Event:
         me: Any = self
         ev = self._spare = Event("", me, None)
         return ev
+
+    def _keep_event(self, ev: Event) -> Event:
+        """A handler kept `ev`: pin its Transition; a fresh spare serves on."""
+        ev._tx = self._lazy_tx()
+        return self._new_spare()
+
+    def _direct_panic(self, ev: Event, plan: Plan, panic: _Panic) -> Result:
+        """A directly called handler raised."""
+        ev._tx = self._lazy_tx()  # the handler may have kept it
+        self._spare = None
+        return self._panic(self._unlazy(), plan, panic)
 
     def _unlazy(self) -> Transition:
         """The direct transition's Transition, no longer lazy (a panic)."""
